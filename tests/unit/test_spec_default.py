@@ -138,6 +138,9 @@ def test_with_docker_seccomp():
     seccomp = s["linux"]["seccomp"]
     assert isinstance(seccomp, dict) and seccomp.get("defaultAction")
     S.validate(s, for_exec=True)
+    from hull.kernel import seccomp as kseccomp
+
+    kseccomp.validate(seccomp)  # the seccomp module owns the inside of linux.seccomp
     assert "seccomp" not in default_spec()["linux"]
 
 
