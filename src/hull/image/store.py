@@ -519,8 +519,8 @@ class Store:
             return (n in drop) or (last and not n)
         self.remove_entries(pred)
         if last:
-            actions.append(("Deleted", img.digest))
-            actions += [("Deleted", b) for b in self.gc()]
+            actions.append(("Deleted", img.id))
+            self.gc()
         return actions
 
     def prune(self, all_unused=False):
