@@ -164,8 +164,8 @@ def validate(caps, host_mask=None, path="process.capabilities"):
         masks[s] = mask
     _subset(masks, "effective", "permitted", path, "the kernel only allows effective capabilities that are also permitted")
     _subset(masks, "inheritable", "bounding", path, "an inheritable capability must be in the bounding set")
-    _subset(masks, "ambient", "permitted", path, "an ambient capability must also be permitted and inheritable")
-    _subset(masks, "ambient", "inheritable", path, "an ambient capability must also be permitted and inheritable")
+    # ambient outside permitted ∩ inheritable is not an error: `runc spec` writes ambient
+    # without inheritable, and runc only warns; set_ambient() skips those (debug log).
     return masks
 
 
@@ -218,17 +218,24 @@ def drop_bounding(keep_mask):
 
 
 def set_ambient(mask):
-    """Make the ambient set exactly `mask` (each bit must be permitted and inheritable)."""
+    """Make the ambient set `mask`. The kernel only allows ambient capabilities that are both
+    permitted and inheritable; others are skipped with a debug log, as runc does (its
+    `runc spec` lists ambient capabilities without inheritable ones). Returns the skipped."""
     _prctl.prctl(_prctl.PR_CAP_AMBIENT, _prctl.PR_CAP_AMBIENT_CLEAR_ALL,
                  what="prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+    if not mask:
+        return []
+    _, perm, inh = capget()
+    # runs after pivot_root, where no further module can be imported: the caller logs these
+    skipped = from_mask(mask & ~(perm & inh))
     for num in range(last_cap() + 1):
-        if mask >> num & 1:
+        if (mask & perm & inh) >> num & 1:
             try:
                 _prctl.prctl(_prctl.PR_CAP_AMBIENT, _prctl.PR_CAP_AMBIENT_RAISE, num,
                              what="prctl(PR_CAP_AMBIENT_RAISE)")
             except KernelError as e:
-                raise KernelError(e.errno, "prctl(PR_CAP_AMBIENT_RAISE)", NAMES[num],
-                                  "an ambient capability must be permitted and inheritable") from None
+                raise KernelError(e.errno, "prctl(PR_CAP_AMBIENT_RAISE)", NAMES[num]) from None
+    return skipped
 
 
 _UID_CHANGE = (1 << NUMBERS["CAP_SETUID"]) | (1 << NUMBERS["CAP_SETGID"])

@@ -112,7 +112,10 @@ def parse(annotation_value, path=f'annotations["{ANNOTATION}"]'):
 
 
 def validate(rules, path=f'annotations["{ANNOTATION}"]'):
-    """Check the rules' shape (no kernel access). Returns the rules."""
+    """Check the rules' shape (no kernel access; a str is parsed as the annotation's JSON).
+    Returns the rules dict."""
+    if isinstance(rules, (str, bytes)):
+        return parse(rules, path)
     if not isinstance(rules, dict):
         raise SpecError(path, 'must be a JSON object such as {"read": ["/"], "write": ["/tmp"]}')
     for key in rules:
@@ -236,9 +239,13 @@ def plan(rules, level):
 # --- applying ---------------------------------------------------------------------------------
 
 def apply(rules):
-    """Restrict the calling process (and its future children) per `rules`. Needs
-    no_new_privs or CAP_SYS_ADMIN. Returns the plan that was applied (see plan())."""
-    validate(rules)
+    """Restrict the calling process (and its future children) per `rules` (a dict, or the
+    annotation's JSON text). Needs no_new_privs or CAP_SYS_ADMIN. Returns the plan that was
+    applied (see plan())."""
+    if isinstance(rules, (str, bytes)):
+        rules = parse(rules)
+    else:
+        validate(rules)
     p = plan(rules, abi())
     if not (p["handled_fs"] or p["handled_net"] or p["scoped"]):
         return p  # nothing the kernel can enforce (best effort on an old kernel, or empty rules)
