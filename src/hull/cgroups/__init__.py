@@ -126,7 +126,7 @@ def manager(path, root=DEFAULT_ROOT, mode=None, fake=False):
 
 def validate(resources):
     """Check an OCI linux.resources dict without touching the host (raises SpecError)."""
-    from hull.cgroups.validate import validate as _v
+    from hull.cgroups.resources import validate as _v
     return _v(resources)
 
 

@@ -85,8 +85,6 @@ def validate(resources):
     if swap and swap > 0 and limit and limit > 0 and swap < limit:
         raise SpecError(f"{mp}.swap", f"memory+swap limit {swap} is lower than the memory limit "
                         f"{limit}; swap is the total of memory and swap and must be >= memory.limit")
-    if swap and swap > 0 and not (limit and limit > 0):
-        raise SpecError(f"{mp}.swap", "a swap limit needs a memory limit (set memory.limit)")
     _limit(mem.get("kernel"), f"{mp}.kernel")
     _limit(mem.get("kernelTCP"), f"{mp}.kernelTCP")
     sw = mem.get("swappiness")

@@ -36,7 +36,7 @@ def plan(resources):
     `file` may be a tuple of alternatives (the first that exists is used). Values follow
     runc's rules: 0 means "leave alone" for limits, -1 unlimited.
     """
-    from hull.cgroups.validate import device_rule, validate
+    from hull.cgroups.resources import device_rule, validate
     validate(resources)
     w = []
     mem = resources.get("memory") or {}

@@ -22,7 +22,7 @@ def plan(resources, current_memory=0):
     The devices write is ("devices", "bpf", rules, path, False). `current_memory` is the live
     memory.max (for a swap-only update)."""
     from hull.cgroups import convert
-    from hull.cgroups.validate import device_rule, validate
+    from hull.cgroups.resources import device_rule, validate
     validate(resources)
     w, warn = [], []
     mem = resources.get("memory") or {}
