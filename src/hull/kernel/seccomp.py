@@ -21,7 +21,7 @@ Behaviour choices, as runc:
   rule (OR); otherwise all conditions are one rule (AND).
 - Syscalls newer than the newest one the profile names (on the native arch) return ENOSYS
   instead of the default action, so libc falls back (clone3 → clone, fchmodat2 → fchmodat)
-  rather than failing with EPERM. hull prepends five BPF instructions to libseccomp's
+  rather than failing with EPERM. hull prepends six BPF instructions to libseccomp's
   program for that (runc patches its filter the same way).
 """
 
