@@ -402,7 +402,7 @@ class Manager:
             msg += f" (current usage {usage} is above the new limit)"
         elif fname == "memory.memsw.limit_in_bytes" and e.errno == errno.EINVAL:
             msg += " (memory+swap must be >= the memory limit)"
-        elif fname.startswith("cpuset.") and e.errno == errno.EINVAL:
+        elif fname.startswith("cpuset.") and e.errno in (errno.EINVAL, errno.ERANGE):
             allowed = fs.read(os.path.dirname(d), fname.replace("cpuset.", "cpuset.effective_"), "?").strip()
             msg += f" (the parent cgroup allows {allowed})"
         elif fname.startswith("cpu.rt_") and e.errno == errno.EINVAL:

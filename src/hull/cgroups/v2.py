@@ -270,7 +270,7 @@ class Manager:
             fs.write(self.dir, names[idx], values[idx], self.fake)
         except KernelError as e:
             msg = f"{jpath}: cannot set {names[idx]} to {values[idx]!r} in {self.dir}: {os.strerror(e.errno)}"
-            if names[idx].startswith("cpuset.") and e.errno == errno.EINVAL:
+            if names[idx].startswith("cpuset.") and e.errno in (errno.EINVAL, errno.ERANGE):
                 allowed = fs.read(os.path.dirname(self.dir), names[idx] + ".effective", "?")
                 msg += f" (the parent allows {allowed.strip()})"
             raise HullError(msg) from None
