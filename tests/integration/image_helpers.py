@@ -131,7 +131,8 @@ def hull(*args, check=True, env=None, input=None):
 class FlakyProxy:
     """An HTTP proxy to a registry that can cut or corrupt blob downloads.
 
-    mode: "ok", "cut" (send half of each blob body, then close), "corrupt" (flip a byte)."""
+    mode: "ok", "cut" (send half of each blob body, then close), "cut_once" (cut the first
+    blob response only), "corrupt" (flip a byte)."""
 
     def __init__(self, target_port, mode="ok"):
         self.mode = mode
@@ -162,7 +163,9 @@ class FlakyProxy:
                         continue
                     self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
-                if is_blob and proxy.mode == "cut" and len(data) > 1:
+                if is_blob and proxy.mode in ("cut", "cut_once") and len(data) > 1:
+                    if proxy.mode == "cut_once":
+                        proxy.mode = "ok"
                     self.send_header("Connection", "close")
                     self.end_headers()
                     self.wfile.write(data[: len(data) // 2])

@@ -112,8 +112,7 @@ def _save_docker(store, resolved, f):
             tags = []
             if tag:
                 r = reference.parse(tag)
-                fam = r.familiar()
-                tags = [fam]
+                tags = [str(r)]  # fully qualified: podman reads "busybox:latest" as localhost/busybox
                 if r.tag:
                     repos.setdefault(r.familiar_name(), {})[r.tag] = img.diff_ids[-1][7:] if img.diff_ids else ""
             entry = {"Config": cfg_name, "RepoTags": tags or None, "Layers": layer_paths}

@@ -330,7 +330,7 @@ class Client:
                                 w.restart()
                                 if r.status_code == 416:
                                     continue
-                            for chunk in r.iter_raw(_CHUNK):
+                            for chunk in r.iter_raw():
                                 w.write(chunk)
                                 reporter.advance(key, len(chunk))
                         finally:
