@@ -250,7 +250,12 @@ class _Unpacker:
         pfd = self._dirfd(parts[:-1], m.name)
         try:
             if base == OPAQUE:
-                self._setxattr(pfd, OPAQUE_XATTR, b"y", m.name)
+                try:
+                    os.setxattr(pfd, OPAQUE_XATTR, b"y")
+                except OSError as e:
+                    raise HullError(f"layer entry {m.name!r}: cannot mark the directory opaque "
+                                    f"({OPAQUE_XATTR}): {e.strerror}; the layer dir needs a filesystem "
+                                    "with trusted xattrs, and root") from None
                 return
             if base.startswith(WHITEOUT_PREFIX):
                 real = base[len(WHITEOUT_PREFIX):]

@@ -222,7 +222,7 @@ class Store:
         try:
             for d in (self.blobs, self.ingest_dir, self.locks_dir, self.layers_dir, self.snapshots_dir):
                 d.mkdir(parents=True, exist_ok=True)
-        except PermissionError as e:
+        except OSError as e:
             raise HullError(f"cannot create the image store at {self.root}: {e.strerror} "
                             "(run as root or set HULL_ROOT to a writable directory)") from None
         if not (self.layout / "oci-layout").exists():
