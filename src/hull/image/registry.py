@@ -89,11 +89,24 @@ def _error_text(resp):
     return (resp.text or resp.reason_phrase or "")[:200].strip()
 
 
+def _import_httpx():
+    """httpx's __init__ imports its own CLI (httpx._main: rich, pygments, click) when those are
+    installed, ~80 ms on every `hull pull`. hull never uses that CLI: give it a stub."""
+    import sys
+    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
+        import types
+        stub = types.ModuleType("httpx._main")
+        stub.main = lambda *a, **k: None
+        sys.modules["httpx._main"] = stub
+    import httpx
+    return httpx
+
+
 class Client:
     """One registry host. Thread-safe enough for parallel blob transfers."""
 
     def __init__(self, host, insecure=None, credentials=None, retries=4, backoff=0.25, timeout=60):
-        import httpx
+        httpx = _import_httpx()
         self.httpx = httpx
         self.host = host
         self.insecure = is_insecure_host(host) if insecure is None else insecure

@@ -1,0 +1,82 @@
+"""hull pull vs skopeo copy vs podman pull from a local docker-registry, same run.
+
+    .venv/bin/python bench/image_pull.py [--image busybox] [--runs 5]
+
+Pushes the image from $HULL_ROOT (or bootstraps busybox into a temp store), then times each
+client pulling it into a fresh destination, interleaved; prints medians and ratios to skopeo.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+from image_helpers import Registry  # noqa: E402
+
+HULL = str(Path(sys.executable).parent / "hull")
+
+
+def timed(cmd, env=None):
+    t = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed: {p.stderr}")
+    return dt
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--image", default="busybox")
+    ap.add_argument("--root", default=os.environ.get("HULL_ROOT"), help="store holding --image")
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hull-bench-"))
+    reg = Registry(work / "registry")
+    try:
+        root = a.root or str(work / "src")
+        env = dict(os.environ, HULL_ROOT=root)
+        if not a.root:
+            subprocess.run([HULL, "image", "bootstrap", "busybox", "-q"], env=env, check=True, capture_output=True)
+        ref = f"{reg.host}/bench/img:1"
+        subprocess.run([HULL, "tag", a.image, ref], env=env, check=True)
+        subprocess.run([HULL, "push", "-q", ref], env=env, check=True, capture_output=True)
+        subprocess.run([HULL, "rmi", ref], env=env, check=True, capture_output=True)
+        size = int(subprocess.run([HULL, "image", "inspect", "-f", ".Size", a.image], env=env,
+                                  capture_output=True, text=True).stdout.strip())
+        res = {"hull pull": [], "skopeo copy": [], "podman pull": []}
+        podman = shutil.which("podman")
+        pm_run = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
+        for i in range(a.runs):
+            d = work / f"run{i}"
+            res["hull pull"].append(timed([HULL, "pull", "-q", ref], dict(os.environ, HULL_ROOT=str(d / "hull"))))
+            res["skopeo copy"].append(timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
+                                             f"oci:{d}/skopeo:img"]))
+            if podman:
+                res["podman pull"].append(timed([podman, "--root", str(d / "pm"), "--runroot", pm_run,
+                                                 "--storage-driver", "vfs", "pull", "-q", "--tls-verify=false",
+                                                 ref]))
+                subprocess.run([podman, "--root", str(d / "pm"), "--runroot", pm_run, "--storage-driver", "vfs",
+                                "rmi", "-a", "-f"], capture_output=True)
+            shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(pm_run, ignore_errors=True)
+        base = statistics.median(res["skopeo copy"])
+        print(f"image {a.image} ({size / 1e6:.1f} MB compressed), {a.runs} runs, local docker-registry")
+        for k, v in res.items():
+            if v:
+                m = statistics.median(v)
+                print(f"  {k:12s} median {m * 1000:7.0f} ms   {m / base:4.2f}x skopeo   "
+                      f"(min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
+    finally:
+        reg.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
