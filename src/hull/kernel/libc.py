@@ -5,11 +5,10 @@ argument in c_ulong / c_char_p (HOST-NOTES).
 """
 
 import ctypes
-import ctypes.util
 
 from hull.errors import KernelError
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+libc = ctypes.CDLL("libc.so.6", use_errno=True)  # not find_library: it runs ldconfig
 _syscall = libc.syscall
 _syscall.restype = ctypes.c_long
 

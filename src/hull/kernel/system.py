@@ -1,0 +1,76 @@
+"""Small process-level calls: hostname, domainname, rlimits, controlling tty, sysctl, subreaper, keyring."""
+
+import os
+
+from hull.errors import HullError, KernelError
+from hull.kernel.libc import check, libc
+
+TIOCSCTTY = 0x540E
+
+
+def sethostname(name):
+    b = name.encode()
+    check(libc.sethostname(b, len(b)), "sethostname", name)
+
+
+def setdomainname(name):
+    b = name.encode()
+    check(libc.setdomainname(b, len(b)), "setdomainname", name)
+
+
+def set_rlimit(name, soft, hard):
+    import resource
+    res = getattr(resource, name, None)
+    if res is None:
+        raise HullError(f"rlimit {name}: not supported by this kernel/python")
+    cur_soft, cur_hard = resource.getrlimit(res)
+    try:
+        resource.setrlimit(res, (soft, hard))
+    except ValueError:
+        raise HullError(f"setrlimit {name} (soft {soft}, hard {hard}): soft limit exceeds hard limit") from None
+    except OSError as e:
+        hint = ""
+        if hard > cur_hard:
+            hint = (f"; the current hard limit is {cur_hard} and raising it needs CAP_SYS_RESOURCE, "
+                    "which this host's bounding set may lack")
+        raise HullError(f"setrlimit {name} (soft {soft}, hard {hard}): {os.strerror(e.errno)}{hint}") from None
+
+
+def set_controlling_tty(fd):
+    import fcntl
+    try:
+        fcntl.ioctl(fd, TIOCSCTTY, 0)
+    except OSError as e:
+        raise KernelError(e.errno, "ioctl(TIOCSCTTY)") from None
+
+
+def write_sysctl(key, value):
+    path = "/proc/sys/" + key.replace(".", "/")
+    try:
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.write(fd, value.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise KernelError(e.errno, "write sysctl", key, f"value {value!r}") from None
+
+
+PR_SET_CHILD_SUBREAPER = 36
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def set_child_subreaper():
+    """Orphaned descendants (the container init after stage 1 exits) reparent to us."""
+    check(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def join_session_keyring(name):
+    """A new session keyring so containers don't share the host's keys (runc does this)."""
+    import ctypes
+    from hull.kernel.libc import syscall
+    try:
+        syscall("keyctl", KEYCTL_JOIN_SESSION_KEYRING, ctypes.c_char_p(name.encode()))
+    except KernelError as e:
+        if e.errno not in (38, 1, 13):  # ENOSYS, EPERM, EACCES: keyrings unavailable/denied
+            raise

@@ -1,0 +1,110 @@
+"""Device nodes in the container's /dev: the default set, linux.devices, and /dev symlinks.
+
+Outside a user namespace nodes are made with mknod; inside one mknod is not allowed, so the
+host's node is bind-mounted instead (what runc does for rootless containers).
+"""
+
+import os
+import stat
+
+from hull.errors import KernelError
+from hull.kernel import mounts
+
+# (path, type, major, minor, mode) — what runc/docker always give a container.
+DEFAULT_DEVICES = (
+    ("/dev/null", "c", 1, 3, 0o666),
+    ("/dev/zero", "c", 1, 5, 0o666),
+    ("/dev/full", "c", 1, 7, 0o666),
+    ("/dev/random", "c", 1, 8, 0o666),
+    ("/dev/urandom", "c", 1, 9, 0o666),
+    ("/dev/tty", "c", 5, 0, 0o666),
+)
+
+SYMLINKS = (
+    ("/proc/self/fd", "/dev/fd"),
+    ("/proc/self/fd/0", "/dev/stdin"),
+    ("/proc/self/fd/1", "/dev/stdout"),
+    ("/proc/self/fd/2", "/dev/stderr"),
+)
+
+_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+
+def device_list(spec_devices):
+    """Default devices plus linux.devices (a spec entry replaces a default at the same path)."""
+    result = {d[0]: {"path": d[0], "type": d[1], "major": d[2], "minor": d[3], "fileMode": d[4],
+                     "uid": 0, "gid": 0} for d in DEFAULT_DEVICES}
+    for d in spec_devices or ():
+        result[d["path"]] = d
+    return list(result.values())
+
+
+def create_devices(rootfs, spec_devices, in_userns):
+    for dev in device_list(spec_devices):
+        dest = mounts.secure_join(rootfs, dev["path"])
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if in_userns:
+            _bind_host_device(dev["path"], dest)
+        else:
+            _mknod(dev, dest)
+    for target, link in SYMLINKS:
+        path = mounts.secure_join(rootfs, link)
+        if not os.path.lexists(path):
+            os.symlink(target, path)
+
+
+def _mknod(dev, dest):
+    mode = dev.get("fileMode", 0o666) & 0o7777
+    kind = _TYPES[dev["type"]]
+    if os.path.lexists(dest):
+        os.unlink(dest)
+    try:
+        os.mknod(dest, mode | kind, os.makedev(dev.get("major", 0), dev.get("minor", 0))
+                 if kind != stat.S_IFIFO else 0)
+        os.chmod(dest, mode)  # mknod is subject to umask
+        os.chown(dest, dev.get("uid", 0) or 0, dev.get("gid", 0) or 0)
+    except OSError as e:
+        raise KernelError(e.errno, "mknod", dev["path"]) from None
+
+
+def _bind_host_device(host_path, dest):
+    if not os.path.exists(host_path):
+        return
+    mounts.make_mountpoint(dest, is_dir=False)
+    mounts.mount(host_path, dest, None, mounts.MS_BIND)
+
+
+def setup_ptmx(rootfs):
+    """/dev/ptmx -> pts/ptmx so each container uses its own devpts instance."""
+    ptmx = mounts.secure_join(rootfs, "/dev/ptmx")
+    if os.path.lexists(ptmx):
+        os.unlink(ptmx)
+    os.symlink("pts/ptmx", ptmx)
+
+
+# Device-cgroup rules every container gets after the spec's own (runc's AllowedDevices):
+# mknod of anything, the default nodes, and the pty devices.
+ALWAYS_ALLOWED = (
+    {"allow": True, "type": "c", "access": "m"},
+    {"allow": True, "type": "b", "access": "m"},
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+)
+
+
+def cgroup_rules(resources_devices, spec_devices):
+    """The device rules to program into the cgroup: the spec's, then the always-allowed ones,
+    then access to every device listed in linux.devices."""
+    rules = list(resources_devices or ())
+    rules += [dict(r) for r in ALWAYS_ALLOWED]
+    for d in spec_devices or ():
+        rules.append({"allow": True, "type": d["type"], "major": d.get("major"),
+                      "minor": d.get("minor"), "access": "rwm"})
+    return rules

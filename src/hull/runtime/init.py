@@ -1,0 +1,254 @@
+"""The child side of create and exec. Runs in forked processes and never returns.
+
+create:  stage 1 joins/creates namespaces (user first, the parent writes the id maps), then
+         forks stage 2 — the container init, PID 1 of a new pid namespace — which builds the
+         rootfs and the process's security and waits on the exec fifo until `start`.
+exec:    stage 1 joins the init's namespaces with setns(pidfd), stage 2 sets up and execs.
+
+Order inside the init (DESIGN.md): rootfs → hostname, sysctl, readonly/masked paths →
+rlimits → landlock → user + capabilities → no_new_privs → seccomp (last) → READY → exec.
+"""
+
+import os
+
+from hull.kernel import namespaces, system
+from hull.runtime import process, sync
+
+
+def run_child(ch, stage1, *args):
+    """Run `stage1(ch, *args)` in a forked child; every error goes back to the parent."""
+    try:
+        stage1(ch, *args)
+    except BaseException as e:  # noqa: BLE001 - everything must reach the parent
+        try:
+            msg = str(e) or e.__class__.__name__
+            if not getattr(e, "__module__", "").startswith("hull") and not isinstance(e, OSError):
+                msg = f"{e.__class__.__name__}: {msg}"
+            ch.send(sync.ERROR, message=msg)
+        except BaseException:
+            # after READY nobody listens on the channel: say it on the container's stderr
+            os.write(2, f"hull-runtime: {msg}\n".encode())
+        os._exit(1)
+    os._exit(0)
+
+
+# ----------------------------------------------------------------------------- create
+class InitContext:
+    """What the rootfs code needs to know about the namespaces it runs in."""
+
+    def __init__(self, spec, opts):
+        self.spec = spec
+        self.no_pivot = opts.get("no_pivot", False)
+        types = {ns["type"]: ns.get("path") for ns in spec["linux"].get("namespaces", ())}
+        self.in_userns = "user" in types
+        self.new_cgroupns = "cgroup" in types and not types["cgroup"]
+        self.host_cgroups = opts.get("cgroup_hierarchies", [])
+
+    def cgroup_hierarchies(self):
+        return self.host_cgroups
+
+
+def create_stage1(ch, spec, opts):
+    opts["cgroup_hierarchies"] = ch.recv(sync.START)["cgroup_hierarchies"]
+    linux = spec["linux"]
+    wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
+    for t in namespaces.JOIN_ORDER:
+        if wanted.get(t):
+            namespaces.join(wanted[t], t)
+    if "user" in wanted and not wanted["user"]:
+        namespaces.unshare(namespaces.CLONE_NEWUSER)
+        ch.send(sync.WRITE_IDMAP)
+        ch.recv(sync.IDMAP_DONE)
+        _become_ns_root()
+    flags = 0
+    for t, path in wanted.items():
+        if t != "user" and not path:
+            flags |= namespaces.TYPES[t][0]
+    if flags:
+        namespaces.unshare(flags)
+    if "time" in wanted and not wanted["time"] and linux.get("timeOffsets"):
+        namespaces.write_time_offsets(linux["timeOffsets"])
+    pid = os.fork()
+    if pid == 0:
+        run_child(ch, container_init, spec, opts)
+    ch.send(sync.CHILD_PID, pid=pid)
+
+
+def _become_ns_root():
+    from hull.kernel import prctl
+    try:
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+    except OSError:
+        raise OSError("user namespace: uid/gid 0 must be mapped (linux.uidMappings/gidMappings)") from None
+    # after a uid change the process is not dumpable; /proc/self/* writes need it (HOST-NOTES)
+    prctl.set_dumpable(True)
+
+
+def preload(spec):
+    """Import now every module needed after pivot_root: hull's files (and Python's) are not
+    reachable from inside the container's rootfs."""
+    import fcntl, resource, struct, termios  # noqa: E401,F401 - used lazily after pivot
+    from hull.kernel import capabilities, mounts, prctl  # noqa: F401
+    from hull.runtime import console, rootfs  # noqa: F401
+    from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
+    if (spec.get("annotations") or {}).get("org.hull.landlock"):
+        from hull.kernel import landlock  # noqa: F401
+    if (spec.get("hooks") or {}).get("startContainer") or (spec.get("hooks") or {}).get("createContainer"):
+        from hull.runtime import hooks  # noqa: F401
+        import subprocess  # noqa: F401
+
+
+def container_init(ch, spec, opts):
+    from hull.runtime import rootfs
+    preload(spec)
+    os.setsid()
+    proc = spec["process"]
+    linux = spec["linux"]
+    preserve = opts.get("preserve_fds", 0)
+    process.close_extra_fds(2 + preserve)
+    fifo_fd = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
+    ctx = InitContext(spec, opts)
+
+    def before_pivot(_rootfs):
+        ch.send(sync.RUN_HOOKS)
+        ch.recv(sync.HOOKS_DONE)
+        hooks = spec.get("hooks", {}).get("createContainer")
+        if hooks:
+            from hull.runtime import hooks as hookrun
+            hookrun.run_hooks(hooks, opts["state"], "createContainer")
+
+    rootfs.setup(spec, ctx, before_pivot)
+    if proc.get("terminal"):
+        _setup_terminal(opts["console_fd"], proc)
+    if spec.get("hostname"):
+        system.sethostname(spec["hostname"])
+    if spec.get("domainname"):
+        system.setdomainname(spec["domainname"])
+    for key, value in (linux.get("sysctl") or {}).items():
+        system.write_sysctl(key, value)
+    rootfs.readonly_paths(linux.get("readonlyPaths"))
+    rootfs.masked_paths(linux.get("maskedPaths"))
+    if spec["root"].get("readonly"):
+        rootfs.readonly_root()
+    apply_process(proc, linux, spec.get("annotations") or {})
+    path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
+    notify_fd = load_seccomp(opts)
+    ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
+    ch.close()
+    # wait for `start`: opening the fifo for writing blocks until start opens it for reading
+    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(fifo_fd)
+    hooks = spec.get("hooks", {}).get("startContainer")
+    if hooks:
+        from hull.runtime import hooks as hookrun
+        hookrun.run_hooks(hooks, opts["state"], "startContainer")
+    process.execute(path, proc["args"], _env(proc, opts))
+
+
+def _env(proc, opts):
+    env = list(proc.get("env") or [])
+    if opts.get("listen_fds"):
+        env += [f"LISTEN_FDS={opts['listen_fds']}", "LISTEN_PID=1"]
+    return env
+
+
+def _setup_terminal(console_fd, proc):
+    from hull.kernel import mounts
+    from hull.runtime import console
+    master, slave_path = console.open_pty()
+    size = proc.get("consoleSize")
+    if size:
+        console.set_size(master, size.get("height", 24), size.get("width", 80))
+    slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
+    mounts.make_mountpoint("/dev/console", is_dir=False)
+    mounts.mount(slave_path, "/dev/console", None, mounts.MS_BIND)
+    console.send_master(console_fd, master)
+    os.close(master)
+    os.close(console_fd)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    system.set_controlling_tty(0)
+
+
+def apply_process(proc, linux, annotations):
+    """rlimits, oom_score_adj, personality, landlock, user, capabilities, no_new_privs, cwd.
+    Shared by the container init and exec."""
+    from hull.kernel import prctl
+    process.apply_rlimits(proc.get("rlimits"))
+    if proc.get("oomScoreAdj") is not None:
+        prctl.set_oom_score_adj(proc["oomScoreAdj"])
+    if linux.get("personality"):
+        p = linux["personality"]
+        prctl.set_personality(p.get("domain", "LINUX"), p.get("flags") or [])
+    rules = annotations.get("org.hull.landlock")
+    if rules:
+        from hull.kernel import landlock
+        landlock.apply(rules)
+    from hull.kernel import capabilities
+    caps = proc.get("capabilities") or {}
+    capabilities.apply(caps)                 # bounding/inheritable now, keeps setuid caps
+    process.set_user(proc.get("user") or {})
+    capabilities.after_setuid(caps)          # exact sets and ambient, as the container user
+    process.chdir(proc.get("cwd") or "/")
+    if proc.get("noNewPrivileges"):
+        prctl.set_no_new_privs()
+
+
+def load_seccomp(opts):
+    """Install the BPF program the parent compiled (libseccomp is not reachable after
+    pivot_root). Returns the notify listener fd, if the filter has SCMP_ACT_NOTIFY rules."""
+    prog = opts.get("seccomp_prog")
+    if not prog:
+        return None
+    from hull.kernel import seccomp
+    fd = seccomp.load_program(prog, opts["seccomp_flags"])
+    return fd if opts.get("seccomp_notify") else None
+
+
+# ----------------------------------------------------------------------------- exec
+def exec_stage1(ch, init_pid, join_flags, proc, linux, opts):
+    ch.recv(sync.START)
+    preload({"linux": linux, "annotations": opts.get("annotations")})
+    from hull.kernel import pidfd
+    fd = pidfd.pidfd_open(init_pid)
+    namespaces.setns(fd, join_flags, f"/proc/{init_pid}/ns")
+    os.close(fd)
+    pid = os.fork()
+    if pid == 0:
+        run_child(ch, exec_stage2, proc, linux, opts)
+    ch.send(sync.CHILD_PID, pid=pid)
+
+
+def exec_stage2(ch, proc, linux, opts):
+    process.close_extra_fds(2 + opts.get("preserve_fds", 0))
+    if proc.get("terminal"):
+        os.setsid()
+        _setup_exec_terminal(opts["console_fd"], proc)
+    apply_process(proc, linux, opts.get("annotations") or {})
+    path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
+    notify_fd = load_seccomp(opts)
+    ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
+    ch.close()
+    process.execute(path, proc["args"], list(proc.get("env") or []))
+
+
+def _setup_exec_terminal(console_fd, proc):
+    from hull.runtime import console
+    master, slave_path = console.open_pty()
+    size = proc.get("consoleSize")
+    if size:
+        console.set_size(master, size.get("height", 24), size.get("width", 80))
+    slave = os.open(slave_path, os.O_RDWR)
+    console.send_master(console_fd, master)
+    os.close(master)
+    os.close(console_fd)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    system.set_controlling_tty(0)

@@ -1,0 +1,513 @@
+"""The OCI lifecycle, parent side: create, start, run, kill, delete, exec, and queries.
+
+`create` forks the container's stage 1 (init.py), applies cgroups to it, answers its named
+messages (write id maps, run hooks) until READY, records the state and returns, leaving the
+init waiting on the exec fifo. `start` opens the fifo. `run` = create + start + wait.
+"""
+
+import errno
+import os
+import select
+import signal
+import time
+
+from hull import OCI_VERSION
+from hull.errors import Conflict, HullError, NotFound
+from hull.kernel import idmap, pidfd, system
+from hull.runtime import init, sync
+from hull.runtime.state import Container, rfc3339_now
+
+
+class Options(dict):
+    """create/exec options (pid_file, console_socket, preserve_fds, no_pivot, no_new_keyring,
+    systemd_cgroup, detach ...); missing keys read as None."""
+
+    def __getattr__(self, name):
+        return self.get(name)
+
+
+def _cgroup_hierarchies(cgroup_path):
+    """(mountpoint, fstype, mount data, container's subpath) per hierarchy, for `cgroup` mounts."""
+    from hull import cgroups
+    from hull.cgroups import fs
+    if cgroups.detect_mode() == cgroups.UNIFIED:
+        return [(cgroups.DEFAULT_ROOT, "cgroup2", "", cgroup_path)]
+    v1, v2 = fs.v1_hierarchies(cgroups.DEFAULT_ROOT)
+    by_mount = {}
+    for ctrl, mp in v1.items():
+        by_mount.setdefault(mp, []).append(ctrl)
+    out = []
+    for mp, ctrls in sorted(by_mount.items()):
+        names = [c for c in ctrls if not c.startswith("name=")]
+        data = ",".join(names) if names else "none," + ",".join(ctrls)
+        if not os.path.isdir(mp + cgroup_path):
+            continue
+        out.append((mp, "cgroup", data, cgroup_path))
+    if v2 and os.path.isdir(v2 + cgroup_path):
+        out.append((v2, "cgroup2", "", cgroup_path))
+    return out
+
+
+def compile_seccomp(linux, root, child_opts):
+    """Compile linux.seccomp to BPF here, in the runtime (cached by content hash), so the
+    container side only installs it."""
+    if not linux.get("seccomp"):
+        return
+    from hull.kernel import seccomp
+    spec = linux["seccomp"]
+    child_opts["seccomp_prog"] = seccomp.compile(spec, os.path.join(root, ".seccomp-cache"))
+    child_opts["seccomp_flags"] = seccomp.load_flags(spec)
+    child_opts["seccomp_notify"] = seccomp.uses_notify(spec)
+
+
+def _write_pid_file(path, pid):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _hook_state(cid, status, pid, bundle, annotations):
+    return {"ociVersion": OCI_VERSION, "id": cid, "status": status, "pid": pid,
+            "bundle": bundle, "annotations": annotations or {}}
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _kill_and_reap(pid):
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ----------------------------------------------------------------------------- create
+def create(root, cid, bundle, opts):
+    """Create a container; returns its Container record (status "created")."""
+    from hull import cgroups
+    from hull.runtime import spec as specmod
+    bundle = os.path.abspath(bundle)
+    spec = specmod.load(bundle)
+    if not spec.get("process"):
+        raise HullError("config.json: process: must be set to create a container")
+    from hull.runtime.rootfs import check_mount_namespace
+    check_mount_namespace(spec)
+    linux = spec.setdefault("linux", {})
+    cgroup_path = cgroups.resolve_path(linux.get("cgroupsPath"), cid, systemd=bool(opts.systemd_cgroup))
+    if linux.get("resources"):
+        cgroups.validate(linux["resources"])
+    proc = spec["process"]
+    if proc.get("terminal") and not opts.console_socket and not opts.console_fd:
+        raise HullError("cannot allocate tty if hull-runtime will detach without setting console socket")
+
+    c = Container.new(root, cid)
+    mgr = None
+    stage1 = init_pid = 0
+    console_sock = None
+    try:
+        os.mkfifo(c.fifo, 0o622)
+        mgr = cgroups.manager(cgroup_path)
+        annotations = spec.get("annotations") or {}
+        hook_state = _hook_state(cid, "creating", 0, bundle, annotations)
+        listen_fds = int(os.environ.get("LISTEN_FDS", "0") or 0) if os.environ.get("LISTEN_PID") in (None, str(os.getpid())) else 0
+        child_opts = {
+            "fifo": c.fifo, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
+            "listen_fds": listen_fds, "state": hook_state,
+            "no_new_keyring": opts.no_new_keyring,
+        }
+        compile_seccomp(linux, root, child_opts)
+        if proc.get("terminal"):
+            if opts.console_fd is not None:
+                child_opts["console_fd"] = opts.console_fd
+            else:
+                from hull.runtime import console
+                console_sock = console.connect(opts.console_socket)
+                child_opts["console_fd"] = console_sock.fileno()
+            os.set_inheritable(child_opts["console_fd"], True)
+        parent_ch, child_ch = sync.Channel.pair()
+        stage1 = os.fork()
+        if stage1 == 0:
+            parent_ch.close()
+            c.unlock()  # our copy only; the container must not hold the state lock
+            init.run_child(child_ch, init.create_stage1, spec, child_opts)
+        child_ch.close()
+        if console_sock:
+            console_sock.close()
+            console_sock = None
+        mgr.apply(stage1)
+        resources = dict(linux.get("resources") or {})
+        if "devices" in resources:
+            from hull.runtime.devices import cgroup_rules
+            resources["devices"] = cgroup_rules(resources["devices"], linux.get("devices"))
+        if resources:
+            mgr.set(resources)
+        # `cgroup` mounts need the container's cgroup dirs, which exist only now
+        parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
+        notify_fd = None
+        while True:
+            msg, fds = parent_ch.recv(with_fds=True)
+            kind = msg["type"]
+            if kind == sync.WRITE_IDMAP:
+                idmap.write_maps(stage1, linux.get("uidMappings"), linux.get("gidMappings"))
+                parent_ch.send(sync.IDMAP_DONE)
+            elif kind == sync.CHILD_PID:
+                init_pid = msg["pid"]
+                _reap(stage1)
+                stage1 = 0
+            elif kind == sync.RUN_HOOKS:
+                hook_state["pid"] = init_pid
+                hooks = spec.get("hooks") or {}
+                if hooks.get("prestart") or hooks.get("createRuntime"):
+                    from hull.runtime import hooks as hookrun
+                    hookrun.run_hooks(hooks.get("prestart") or [], hook_state, "prestart")
+                    hookrun.run_hooks(hooks.get("createRuntime") or [], hook_state, "createRuntime")
+                parent_ch.send(sync.HOOKS_DONE)
+            elif kind == sync.READY:
+                notify_fd = fds[0] if fds else None
+                break
+        parent_ch.close()
+        c.data = {
+            "ociVersion": spec.get("ociVersion", OCI_VERSION), "id": cid, "pid": init_pid,
+            "initStartTime": pidfd.start_time(init_pid), "bundle": bundle,
+            "rootfs": spec["root"]["path"], "created": rfc3339_now(), "owner": "",
+            "annotations": spec.get("annotations") or {}, "cgroupPath": cgroup_path,
+            "config": spec, "systemdCgroup": bool(opts.systemd_cgroup),
+        }
+        c.save()
+        if notify_fd is not None:
+            from hull.kernel import seccomp
+            seccomp.send_listener_fd(linux["seccomp"]["listenerPath"], notify_fd,
+                                     c.oci_state(), linux["seccomp"].get("listenerMetadata", ""))
+            os.close(notify_fd)
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, init_pid)
+        c.unlock()
+        return c
+    except BaseException:
+        if console_sock:
+            console_sock.close()
+        _kill_and_reap(init_pid)
+        if stage1:
+            _kill_and_reap(stage1)
+            _reap(stage1)
+        if mgr is not None:
+            _destroy_cgroup(mgr)
+        c.remove()
+        raise
+
+
+def _destroy_cgroup(mgr):
+    try:
+        if mgr.exists():
+            mgr.kill_all(signal.SIGKILL)
+        mgr.destroy()
+    except HullError:
+        pass
+
+
+# ----------------------------------------------------------------------------- start
+def start(root, cid):
+    c = Container.load(root, cid).lock()
+    try:
+        status = c.status()
+        if status != "created":
+            raise Conflict({"stopped": "cannot start a container that has stopped",
+                            "running": "cannot start an already running container",
+                            "paused": "cannot start an already paused container"}[status])
+        fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            # The init is blocked opening the fifo for writing; now it can write its byte.
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            while True:
+                if poller.poll(100):
+                    try:
+                        if os.read(fd, 1):
+                            break
+                    except BlockingIOError:
+                        pass
+                if not c.init_alive():
+                    raise HullError("cannot start a container that has stopped")
+        finally:
+            os.close(fd)
+        os.unlink(c.fifo)
+        hooks = (c.data.get("config") or {}).get("hooks") or {}
+        if hooks.get("poststart"):
+            from hull.runtime import hooks as hookrun
+            hookrun.run_hooks(hooks["poststart"], c.oci_state(), "poststart", warn_on_failure=True)
+        return c
+    finally:
+        c.unlock()
+
+
+# ----------------------------------------------------------------------------- signals
+def parse_signal(value):
+    """"KILL", "SIGKILL", "9" -> 9; runc's error for anything else."""
+    if value is None or value == "":
+        return signal.SIGTERM
+    v = str(value).upper()
+    if v.isdigit():
+        n = int(v)
+        if 0 < n < signal.SIGRTMAX + 1:
+            return n
+    else:
+        name = v if v.startswith("SIG") else "SIG" + v
+        try:
+            return getattr(signal.Signals, name).value
+        except AttributeError:
+            m = name[3:]
+            if m.startswith("RTMIN") or m.startswith("RTMAX"):
+                base = signal.SIGRTMIN if m.startswith("RTMIN") else signal.SIGRTMAX
+                off = m[5:]
+                try:
+                    return base + int(off) if off else base
+                except ValueError:
+                    pass
+    raise HullError(f"unknown signal {value!r}")
+
+
+def kill(root, cid, sig, all_processes=False):
+    c = Container.load(root, cid)
+    status = c.status()
+    if status == "stopped" and not all_processes:
+        raise HullError("container not running")
+    if all_processes:
+        mgr = _manager(c)
+        if mgr.exists():
+            mgr.kill_all(sig)
+            if status == "paused" and sig == signal.SIGKILL:
+                mgr.thaw()
+        return
+    if not pidfd.signal_process(c.pid, c.data.get("initStartTime"), sig):
+        raise HullError("container not running")
+
+
+def _manager(c):
+    from hull import cgroups
+    return cgroups.manager(c.data["cgroupPath"])
+
+
+def wait_exit(pid, start_time=None, timeout=None):
+    """Wait until `pid` is gone (it need not be our child). Returns False on timeout."""
+    try:
+        fd = pidfd.pidfd_open(pid)
+    except HullError as e:
+        if getattr(e, "errno", None) == errno.ESRCH:
+            return True
+        raise
+    try:
+        if start_time is not None and pidfd.start_time(pid) != start_time:
+            return True
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0, deadline - time.monotonic())
+            if p.poll(None if left is None else int(left * 1000) + 1):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------- delete
+def delete(root, cid, force=False):
+    try:
+        c = Container.load(root, cid)
+    except NotFound:
+        if force:
+            return
+        raise
+    c.lock()
+    status = c.status()
+    if status in ("running", "paused") and not force:
+        c.unlock()
+        raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
+    mgr = _manager(c)
+    if status != "stopped":
+        pidfd.signal_process(c.pid, c.data.get("initStartTime"), signal.SIGKILL)
+        if mgr.exists():
+            mgr.kill_all(signal.SIGKILL)
+            if status == "paused":
+                mgr.thaw()
+        wait_exit(c.pid, c.data.get("initStartTime"), timeout=10)
+    elif mgr.exists() and mgr.pids():
+        # the init is gone but other processes of the container linger (no pid namespace)
+        mgr.kill_all(signal.SIGKILL)
+    mgr.destroy()
+    hooks = (c.data.get("config") or {}).get("hooks") or {}
+    if hooks.get("poststop"):
+        from hull.runtime import hooks as hookrun
+        st = c.oci_state()
+        st["status"] = "stopped"
+        hookrun.run_hooks(hooks["poststop"], st, "poststop", warn_on_failure=True)
+    c.remove()
+
+
+# ----------------------------------------------------------------------------- run
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def exit_status(status):
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return 255
+
+
+def _wait_child(pid, forward_to):
+    """Wait for our child `pid` (we are its subreaper), forwarding signals to it."""
+    def forward(signum, _frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+    old = {s: signal.signal(s, forward) for s in _FORWARDED}
+    try:
+        while True:
+            try:
+                wpid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                return 255
+            if wpid == pid:
+                return exit_status(status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run(root, cid, bundle, opts):
+    """create + start, then (unless detached) wait and delete; returns the exit code."""
+    master = None
+    if not opts.detach:
+        system.set_child_subreaper()
+    spec_terminal = _terminal_requested(bundle)
+    if spec_terminal and not opts.console_socket and not opts.detach:
+        import socket
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts["console_fd"] = theirs.fileno()
+    c = create(root, cid, bundle, opts)
+    if opts.get("console_fd") is not None:
+        from hull.runtime import console
+        theirs.close()
+        master = console.recv_master(ours)
+        ours.close()
+    try:
+        start(root, cid)
+    except BaseException:
+        delete(root, cid, force=True)
+        raise
+    if opts.detach:
+        return 0
+    if master is not None:
+        from hull.runtime import console
+        console.proxy(master)
+        os.close(master)
+    code = _wait_child(c.pid, c.pid)
+    if not opts.keep:
+        delete(root, cid, force=True)
+    return code
+
+
+def _terminal_requested(bundle):
+    import json
+    try:
+        with open(os.path.join(bundle, "config.json")) as f:
+            return bool((json.load(f).get("process") or {}).get("terminal"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+# ----------------------------------------------------------------------------- exec
+def exec_process(root, cid, proc, opts):
+    """Run `proc` (an OCI process object) inside a running container; returns the exit code
+    (or 0 when detached)."""
+    from hull.kernel import namespaces
+    c = Container.load(root, cid)
+    status = c.status()
+    if status != "running":
+        raise HullError("cannot exec in a stopped container" if status == "stopped"
+                        else f"cannot exec in a {status} container")
+    spec = c.data.get("config") or {}
+    linux = spec.get("linux") or {}
+    join = 0
+    for ns in linux.get("namespaces", ()):
+        flag, name = namespaces.TYPES[ns["type"]]
+        try:
+            if os.stat(f"/proc/{c.pid}/ns/{name}").st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                join |= flag
+        except OSError as e:
+            raise HullError(f"cannot read namespace {name} of container {cid}: {e.strerror}") from None
+    if not opts.detach:
+        system.set_child_subreaper()
+    stage1 = pid = 0
+    master = None
+    ours = None
+    console_sock = None
+    child_opts = {"preserve_fds": opts.preserve_fds or 0, "annotations": spec.get("annotations") or {}}
+    compile_seccomp(linux, root, child_opts)
+    try:
+        if proc.get("terminal"):
+            if opts.console_socket:
+                from hull.runtime import console
+                console_sock = console.connect(opts.console_socket)
+                child_opts["console_fd"] = console_sock.fileno()
+            elif opts.detach:
+                raise HullError("cannot allocate tty if hull-runtime will detach without setting console socket")
+            else:
+                import socket
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                console_sock = theirs
+                child_opts["console_fd"] = theirs.fileno()
+            os.set_inheritable(child_opts["console_fd"], True)
+        parent_ch, child_ch = sync.Channel.pair()
+        stage1 = os.fork()
+        if stage1 == 0:
+            parent_ch.close()
+            init.run_child(child_ch, init.exec_stage1, c.pid, join, proc, linux, child_opts)
+        child_ch.close()
+        if console_sock:
+            console_sock.close()
+        mgr = _manager(c)
+        if mgr.exists():
+            mgr.apply(stage1)
+        parent_ch.send(sync.START)
+        while True:
+            msg, fds = parent_ch.recv(with_fds=True)
+            if msg["type"] == sync.CHILD_PID:
+                pid = msg["pid"]
+                _reap(stage1)
+                stage1 = 0
+            elif msg["type"] == sync.READY:
+                for fd in fds:
+                    os.close(fd)
+                break
+        parent_ch.close()
+        if opts.pid_file:
+            _write_pid_file(opts.pid_file, pid)
+        if ours is not None:
+            from hull.runtime import console
+            master = console.recv_master(ours)
+            ours.close()
+    except BaseException:
+        _kill_and_reap(pid)
+        if stage1:
+            _kill_and_reap(stage1)
+            _reap(stage1)
+        raise
+    if opts.detach:
+        return 0
+    if master is not None:
+        from hull.runtime import console
+        console.proxy(master)
+        os.close(master)
+    return _wait_child(pid, pid)

@@ -1,0 +1,102 @@
+"""The container process: user and groups, rlimits, cwd, the executable lookup, and exec."""
+
+import os
+import signal
+
+from hull.errors import HullError
+from hull.kernel import system
+
+
+class ExecError(HullError):
+    """The process cannot be executed. Wording follows runc, whose strings clients match
+    (Docker maps "executable file not found"/"no such file or directory" to 127)."""
+
+
+def find_executable(arg0, env, cwd="/"):
+    """Resolve args[0] in the (already pivoted) container filesystem like Go's exec.LookPath."""
+    if "/" in arg0:
+        path = arg0 if arg0.startswith("/") else os.path.join(cwd, arg0)
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            raise ExecError(f'exec: "{arg0}": stat {arg0}: {os.strerror(e.errno).lower()}') from None
+        if not (st.st_mode & 0o111) or os.path.isdir(path):
+            raise ExecError(f'exec: "{arg0}": permission denied')
+        return path
+    search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    for e in env:
+        if e.startswith("PATH="):
+            search = e[5:]
+    for d in search.split(":"):
+        candidate = os.path.join(d or ".", arg0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise ExecError(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def apply_rlimits(rlimits):
+    for r in rlimits or ():
+        system.set_rlimit(r["type"], r["soft"], r["hard"])
+
+
+def set_user(user):
+    """Switch to process.user. Groups first, then gid, then uid (the order the kernel needs)."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    groups = user.get("additionalGids") or []
+    try:
+        os.setgroups(groups)
+    except PermissionError:
+        if groups:  # setgroups is denied in some user namespaces; only fatal if groups were asked
+            raise HullError(f"setgroups {groups}: operation not permitted (setgroups is denied in this user namespace)") from None
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise HullError(f"cannot set uid/gid to {uid}/{gid}: {e.strerror} "
+                        "(is the id mapped in the user namespace?)") from None
+    if user.get("umask") is not None:
+        os.umask(user["umask"])
+
+
+def chdir(cwd):
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise HullError(f'chdir to cwd ("{cwd}") set in config.json failed: {os.strerror(e.errno).lower()}') from None
+
+
+def reset_signals():
+    """Python ignores SIGPIPE/SIGXFSZ and handles SIGINT; the container must start with defaults."""
+    for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD,
+              signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def close_extra_fds(keep_upto):
+    """Mark every fd above `keep_upto` close-on-exec (preserve-fds/LISTEN_FDS stay open)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > keep_upto:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+
+
+def env_map(env):
+    """OCI env ("K=V" strings) -> the mapping os.execve wants; later entries win."""
+    out = {}
+    for e in env:
+        k, _, v = e.partition("=")
+        out[k] = v
+    return out
+
+
+def execute(path, args, env):
+    reset_signals()
+    try:
+        os.execve(path, args, env_map(env))
+    except OSError as e:
+        os.write(2, f'hull-runtime: exec "{args[0]}": {os.strerror(e.errno).lower()}\n'.encode())
+        os._exit(255)

@@ -1,0 +1,75 @@
+"""Parent <-> container-init handshake over a SOCK_SEQPACKET socketpair, in named messages.
+
+Each message is one packet: a JSON object {"type": NAME, ...}, optionally carrying fds.
+An error in the child travels to the parent as ERROR{message} and is raised there.
+"""
+
+import json
+import os
+import socket
+
+from hull.errors import HullError
+
+# Child -> parent
+WRITE_IDMAP = "WRITE_IDMAP"      # child unshared the user ns; parent writes uid/gid maps
+CHILD_PID = "CHILD_PID"          # stage-1 forked the init (pid as seen by the parent)
+RUN_HOOKS = "RUN_HOOKS"          # mounts done, before pivot_root: parent runs prestart/createRuntime
+READY = "READY"                  # init set up; waiting on the exec fifo (may carry a seccomp fd)
+ERROR = "ERROR"
+# Parent -> child
+START = "START"                  # cgroups applied; the child may go on
+IDMAP_DONE = "IDMAP_DONE"
+HOOKS_DONE = "HOOKS_DONE"
+
+_MAX = 65536
+
+
+class ChildError(HullError):
+    """An error the container-side process reported."""
+
+
+class Channel:
+    __slots__ = ("sock",)
+
+    def __init__(self, sock):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, kind, fds=(), **fields):
+        fields["type"] = kind
+        data = json.dumps(fields).encode()
+        if fds:
+            socket.send_fds(self.sock, [data], list(fds))
+        else:
+            self.sock.sendall(data)
+
+    def recv(self, *expected, with_fds=False):
+        """Receive one message; ERROR becomes ChildError; EOF raises ChildError too.
+        If `expected` is given, any other type is a protocol error."""
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            raise ChildError("container init exited before finishing setup")
+        msg = json.loads(data)
+        if msg["type"] == ERROR:
+            for fd in fds:
+                os.close(fd)
+            raise ChildError(msg.get("message", "unknown error"))
+        if expected and msg["type"] not in expected:
+            raise HullError(f"sync: expected {'/'.join(expected)}, got {msg['type']}")
+        if with_fds:
+            return msg, fds
+        for fd in fds:
+            os.close(fd)
+        return msg
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def close(self):
+        self.sock.close()

@@ -1,0 +1,109 @@
+"""Bad input: a clear one-line error, exit 1 (runc's status), and nothing left behind."""
+
+import json
+import os
+
+import pytest
+from runtime_util import make_bundle, unique_id
+
+
+def assert_clean_failure(runtime, r, *needles):
+    assert r.returncode == 1, r
+    err = r.stderr.strip()
+    assert "Traceback" not in err
+    assert len(err.splitlines()) == 1, err
+    for n in needles:
+        assert n in err, err
+    assert runtime.ids() == []
+
+
+def test_malformed_json(runtime, tmp_path):
+    b = tmp_path / "b"
+    b.mkdir()
+    (b / "config.json").write_text('{"ociVersion": "1.0.2", "process": {')
+    r = runtime("create", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, "config.json")
+
+
+def test_incomplete_config(runtime, tmp_path, busybox_rootfs):
+    b = make_bundle(tmp_path, busybox_rootfs, ["true"], lambda s: s["process"].update(args=[]))
+    r = runtime("create", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, "process.args")
+
+
+def test_missing_rootfs(runtime, tmp_path):
+    b = make_bundle(tmp_path, tmp_path / "nope", ["true"])
+    r = runtime("create", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, "root")
+
+
+def test_unknown_namespace_type(runtime, tmp_path, busybox_rootfs):
+    b = make_bundle(tmp_path, busybox_rootfs, ["true"],
+                    lambda s: s["linux"]["namespaces"].append({"type": "bogus"}))
+    r = runtime("create", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, "linux.namespaces", "bogus")
+
+
+def test_duplicate_id(runtime, tmp_path, busybox_rootfs):
+    cid = unique_id()
+    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "60"])
+    runtime("create", "--bundle", b, cid)
+    r = runtime("create", "--bundle", b, cid, check=False)
+    assert r.returncode == 1 and f"container with id exists: {cid}" in r.stderr
+    assert runtime.ids() == [cid]
+    runtime("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("cmd", [["state"], ["start"], ["kill"], ["delete"], ["exec"], ["ps"]])
+def test_unknown_id(runtime, cmd):
+    args = [*cmd, "nosuchcontainer"] + (["true"] if cmd == ["exec"] else [])
+    r = runtime(*args, check=False)
+    assert r.returncode == 1 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_delete_force_unknown_id_is_ok(runtime):
+    assert runtime("delete", "--force", "nosuchcontainer", check=False).returncode == 0
+
+
+def test_missing_binary(runtime, tmp_path, busybox_rootfs):
+    b = make_bundle(tmp_path, busybox_rootfs, ["no-such-binary"])
+    r = runtime("run", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, 'exec: "no-such-binary": executable file not found in $PATH')
+    b = make_bundle(tmp_path, busybox_rootfs, ["/bin/nope"])
+    r = runtime("run", "--bundle", b, unique_id(), check=False)
+    assert_clean_failure(runtime, r, "/bin/nope", "no such file or directory")
+
+
+def test_exec_missing_binary_in_running_container(runtime, tmp_path, busybox_rootfs):
+    cid = unique_id()
+    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "60"])
+    runtime("run", "--detach", "--bundle", b, cid)
+    r = runtime("exec", cid, "no-such-binary", check=False)
+    runtime("delete", "--force", cid)
+    assert r.returncode == 1 and "executable file not found" in r.stderr
+
+
+def test_unknown_flag_and_command(runtime):
+    r = runtime("create", "--no-such-flag", "x", check=False)
+    assert r.returncode == 1
+    r = runtime("frobnicate", check=False)
+    assert r.returncode == 1
+
+
+def test_bad_signal(runtime, tmp_path, busybox_rootfs):
+    cid = unique_id()
+    b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "60"])
+    runtime("run", "--detach", "--bundle", b, cid)
+    r = runtime("kill", cid, "SIGFOO", check=False)
+    runtime("delete", "--force", cid)
+    assert r.returncode == 1 and "unknown signal" in r.stderr
+
+
+def test_json_log_for_containerd(runtime, tmp_path, busybox_rootfs):
+    log = tmp_path / "log.json"
+    b = make_bundle(tmp_path, busybox_rootfs, ["no-such-binary"])
+    r = runtime("--log", log, "--log-format", "json", "create", "--bundle", b, unique_id(), check=False)
+    assert r.returncode == 1
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["level"] == "error" and "executable file not found" in last["msg"] and last["time"]
+    assert os.listdir(runtime.root) == [] or all(n.startswith(".") for n in os.listdir(runtime.root))
