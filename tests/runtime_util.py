@@ -32,9 +32,15 @@ class Runtime:
         return [str(BIN), "--root", self.root, *map(str, args)]
 
     def __call__(self, *args, check=True, timeout=60, **kw):
-        kw.setdefault("capture_output", True)
-        kw.setdefault("text", True)
-        r = subprocess.run(self.cmd(*args), timeout=timeout, **kw)
+        """Run hull-runtime. Output goes through files, not pipes: a detached or created
+        container keeps the stdio it was given (as with runc), so a pipe would never reach EOF."""
+        import tempfile
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            rc = subprocess.run(self.cmd(*args), timeout=timeout, stdout=out, stderr=err,
+                                stdin=kw.pop("stdin", subprocess.DEVNULL), **kw).returncode
+            out.seek(0)
+            err.seek(0)
+            r = subprocess.CompletedProcess(args, rc, out.read().decode(), err.read().decode())
         if check and r.returncode != 0:
             raise AssertionError(f"hull-runtime {' '.join(map(str, args))} exited {r.returncode}:\n{r.stderr}")
         return r

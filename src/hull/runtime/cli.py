@@ -85,6 +85,25 @@ def _usage():
     return "\n".join(lines)
 
 
+def split_trailing(parser, argv):
+    """For `exec ID CMD...` and `ps ID -- ARGS`: options end at the container id, as with runc
+    (urfave/cli), so the command's own flags (`sh -c ...`) are not taken as ours."""
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            return argv[:i], argv[i + 1:]
+        if tok.startswith("-") and tok != "-":
+            action = parser._option_string_actions.get(tok.split("=", 1)[0])
+            if action is not None and action.nargs != 0 and "=" not in tok:
+                i += 1
+            i += 1
+            continue
+        rest = argv[i + 1:]
+        return argv[:i + 1], rest[1:] if rest[:1] == ["--"] else rest
+    return argv, []
+
+
 def version_text():
     from hull import OCI_VERSION, __version__
     return f"hull-runtime version {__version__}\nspec: {OCI_VERSION}\n"
@@ -111,10 +130,15 @@ def main(argv=None):
     mod = importlib.import_module(f"hull.runtime.commands.{name}")
     parser = argparse.ArgumentParser(prog=f"hull-runtime {name}", description=COMMANDS[name])
     mod.add_arguments(parser)
+    rest, trailing = ns.rest, None
+    if getattr(mod, "TRAILING_ARGS", False):
+        rest, trailing = split_trailing(parser, rest)
     try:
-        args = parser.parse_args(ns.rest)
+        args = parser.parse_args(rest)
     except SystemExit as e:
         return 0 if e.code == 0 else 1
+    if trailing is not None:
+        args.command = trailing
     from hull.errors import HullError
     try:
         return mod.run(ctx, args) or 0

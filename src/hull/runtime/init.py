@@ -68,10 +68,22 @@ def create_stage1(ch, spec, opts):
         namespaces.unshare(flags)
     if "time" in wanted and not wanted["time"] and linux.get("timeOffsets"):
         namespaces.write_time_offsets(linux["timeOffsets"])
+    fork_stage2(ch, container_init, spec, opts)
+
+
+def fork_stage2(ch, fn, *args):
+    """Fork stage 2 and report its pid. Stage 2 waits until CHILD_PID is sent, so the parent
+    always knows the pid before any message of stage 2 arrives."""
+    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        run_child(ch, container_init, spec, opts)
+        os.close(w)
+        os.read(r, 1)  # EOF once stage 1 has reported
+        os.close(r)
+        run_child(ch, fn, *args)
+    os.close(r)
     ch.send(sync.CHILD_PID, pid=pid)
+    os.close(w)
 
 
 def _become_ns_root():
@@ -218,10 +230,7 @@ def exec_stage1(ch, init_pid, join_flags, proc, linux, opts):
     fd = pidfd.pidfd_open(init_pid)
     namespaces.setns(fd, join_flags, f"/proc/{init_pid}/ns")
     os.close(fd)
-    pid = os.fork()
-    if pid == 0:
-        run_child(ch, exec_stage2, proc, linux, opts)
-    ch.send(sync.CHILD_PID, pid=pid)
+    fork_stage2(ch, exec_stage2, proc, linux, opts)
 
 
 def exec_stage2(ch, proc, linux, opts):

@@ -8,6 +8,9 @@ from hull.runtime import lifecycle
 from hull.runtime.state import Container
 
 
+TRAILING_ARGS = True  # COMMAND... after the id (see cli.split_trailing)
+
+
 def add_arguments(p):
     p.add_argument("--console-socket", default="")
     p.add_argument("--cwd", default="")
@@ -26,7 +29,6 @@ def add_arguments(p):
     p.add_argument("--cgroup", action="append", default=[])
     p.add_argument("--ignore-paused", action="store_true")
     p.add_argument("container_id")
-    p.add_argument("command", nargs="*")
 
 
 def build_process(base, args):

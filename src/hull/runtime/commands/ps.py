@@ -7,10 +7,12 @@ from hull.errors import HullError
 from hull.runtime.state import Container
 
 
+TRAILING_ARGS = True  # COMMAND... after the id (see cli.split_trailing)
+
+
 def add_arguments(p):
     p.add_argument("-f", "--format", default="table", choices=("table", "json"))
     p.add_argument("container_id")
-    p.add_argument("ps_args", nargs="*")
 
 
 def run(ctx, args):
@@ -22,7 +24,7 @@ def run(ctx, args):
         sys.stdout.write(json.dumps(pids) + "\n")
         return 0
     import subprocess
-    ps_args = args.ps_args or ["-ef"]
+    ps_args = args.command or ["-ef"]
     try:
         out = subprocess.run(["ps", *ps_args], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
