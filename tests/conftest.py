@@ -88,3 +88,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(skip)
+
+
+@pytest.fixture
+def userns_rootfs():
+    """A fresh rootfs whose parent dirs the mapped root of a user namespace can traverse
+    (pytest's own tmp dirs are 0700 root)."""
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="hull-userns-"))
+    os.chmod(base, 0o755)
+    try:
+        yield build_busybox_rootfs(base / "rootfs")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

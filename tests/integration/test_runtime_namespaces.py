@@ -34,17 +34,19 @@ def test_pid1_and_hostname(runtime, tmp_path, busybox_rootfs):
     ALL,                                                     # all eight
     ["mount"],                                               # only what rootfs needs
 ])
-def test_ns_links_differ_exactly_for_requested(runtime, tmp_path, busybox_rootfs, requested):
+def test_ns_links_differ_exactly_for_requested(runtime, tmp_path, userns_rootfs, requested):
     def mutate(spec):
         without_ns(spec, *ALL)
         for t in requested:
             add_ns(spec, t)
         if "user" in requested:
             userns(spec)
+        if "uts" not in requested:
+            spec.pop("hostname", None)
         if "network" not in requested:
             # sysfs needs its own netns (HOST-NOTES); bind the host's instead
             spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "sysfs"]
-    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", _ns_inodes_script()], mutate)
+    b = make_bundle(tmp_path, userns_rootfs, ["sh", "-c", _ns_inodes_script()], mutate)
     inside = _parse(runtime("run", "--bundle", b, unique_id()).stdout)
     host = _host_ns()
     for t, name in NS_PROC.items():
@@ -77,7 +79,8 @@ def test_join_namespace_by_path_is_shared(runtime, tmp_path, busybox_rootfs):
     assert inside["pid"] != first_ns["pid"]
 
 
-def test_user_namespace_root_is_mapped_uid_on_host(runtime, tmp_path, fresh_rootfs):
+def test_user_namespace_root_is_mapped_uid_on_host(runtime, tmp_path, userns_rootfs):
+    fresh_rootfs = userns_rootfs
     b = make_bundle(tmp_path, fresh_rootfs, ["sh", "-c", "id -u; id -g; touch /tmp/made-inside; "
                                               "echo x > /etc/passwd && echo WROTE || echo REFUSED"],
                     lambda s: userns(s, 100000))

@@ -49,6 +49,7 @@ class InitContext:
 
 
 def create_stage1(ch, spec, opts):
+    preload(spec)  # before the user namespace: root inside may not read the host's Python
     opts["cgroup_hierarchies"] = ch.recv(sync.START)["cgroup_hierarchies"]
     linux = spec["linux"]
     wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
@@ -113,13 +114,12 @@ def preload(spec):
 
 def container_init(ch, spec, opts):
     from hull.runtime import rootfs
-    preload(spec)
     os.setsid()
     proc = spec["process"]
     linux = spec["linux"]
     preserve = opts.get("preserve_fds", 0)
     process.close_extra_fds(2 + preserve)
-    fifo_fd = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
+    fifo_fd = opts["fifo_fd"]  # opened by the parent: in a user namespace we may not reach it
     ctx = InitContext(spec, opts)
 
     def before_pivot(_rootfs):
@@ -209,6 +209,9 @@ def apply_process(proc, linux, annotations):
     process.chdir(proc.get("cwd") or "/")
     if proc.get("noNewPrivileges"):
         prctl.set_no_new_privs()
+    # A uid change cleared "dumpable", which locks us out of /proc/self/fd (the exec fifo is
+    # reopened through it). execve resets it for the new program, so this does not leak.
+    prctl.set_dumpable(True)
 
 
 def load_seccomp(opts):
@@ -224,8 +227,8 @@ def load_seccomp(opts):
 
 # ----------------------------------------------------------------------------- exec
 def exec_stage1(ch, init_pid, join_flags, proc, linux, opts):
-    ch.recv(sync.START)
     preload({"linux": linux, "annotations": opts.get("annotations")})
+    ch.recv(sync.START)
     from hull.kernel import pidfd
     fd = pidfd.pidfd_open(init_pid)
     namespaces.setns(fd, join_flags, f"/proc/{init_pid}/ns")

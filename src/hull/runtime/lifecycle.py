@@ -112,12 +112,14 @@ def create(root, cid, bundle, opts):
     console_sock = None
     try:
         os.mkfifo(c.fifo, 0o622)
+        os.chmod(c.fifo, 0o622)  # not subject to umask: a non-root container user must write it
         mgr = cgroups.manager(cgroup_path)
         annotations = spec.get("annotations") or {}
         hook_state = _hook_state(cid, "creating", 0, bundle, annotations)
         listen_fds = int(os.environ.get("LISTEN_FDS", "0") or 0) if os.environ.get("LISTEN_PID") in (None, str(os.getpid())) else 0
+        fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
         child_opts = {
-            "fifo": c.fifo, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
+            "fifo_fd": fifo_fd, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
             "listen_fds": listen_fds, "state": hook_state,
             "no_new_keyring": opts.no_new_keyring,
         }
@@ -137,6 +139,7 @@ def create(root, cid, bundle, opts):
             c.unlock()  # our copy only; the container must not hold the state lock
             init.run_child(child_ch, init.create_stage1, spec, child_opts)
         child_ch.close()
+        os.close(fifo_fd)
         if console_sock:
             console_sock.close()
             console_sock = None

@@ -32,10 +32,12 @@ def remount(target, flags, source=None):
         mounts.mount(source, target, None, flags | MS_REMOUNT | MS_BIND | (_locked_flags(target) & ~MS_RDONLY))
 
 
-def prepare_root(rootfs, propagation):
+def prepare_root(rootfs, propagation, in_userns=False):
     """Stop our mounts propagating to the host, then make rootfs a mount point for pivot_root."""
     if not os.path.isdir(rootfs):
-        raise HullError(f"rootfs {rootfs!r} does not exist or is not a directory (root.path in config.json)")
+        hint = (" (in a user namespace the mapped root must be able to search every parent"
+                " directory)") if in_userns and os.geteuid() == 0 else ""
+        raise HullError(f"rootfs {rootfs!r} is not reachable or not a directory{hint} (root.path in config.json)")
     flags = mounts.PROPAGATION.get(propagation or "rslave", MS_SLAVE | MS_REC)
     mounts.set_propagation("/", flags)
     mounts.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
@@ -194,7 +196,7 @@ def setup(spec, ctx, before_pivot):
     hostname/sysctl/readonly/masked steps that follow pivot_root."""
     linux = spec.get("linux", {})
     rootfs = spec["root"]["path"]
-    prepare_root(rootfs, linux.get("rootfsPropagation"))
+    prepare_root(rootfs, linux.get("rootfsPropagation"), ctx.in_userns)
     mount_all(rootfs, spec.get("mounts"), ctx)
     dev_is_bind = any(m["destination"] == "/dev" and ("bind" in (m.get("options") or ()) or
                       "rbind" in (m.get("options") or ()) or m.get("type") == "bind")
