@@ -154,13 +154,17 @@ def enable_controllers(mount, path, fake=False, root_enable=frozenset()):
 
 def signal_all(mgr, sig):
     """Signal every process of a manager's cgroup: freeze, signal each pid, thaw (nothing can fork
-    in between); for SIGKILL repeat until the cgroup is empty."""
+    in between); for SIGKILL repeat until the cgroup is empty. A cgroup that was already frozen
+    (a paused container) stays frozen for other signals — they are delivered on resume, as with
+    runc — and is thawed for SIGKILL so the kill lands."""
     import signal as _signal
+    can = mgr.can_freeze()
+    was_frozen = can and mgr.frozen()
     for _ in range(100):
         if not mgr.pids():
             return
         froze = False
-        if mgr.can_freeze() and not mgr.frozen():
+        if can and not was_frozen:
             try:
                 mgr.freeze()
                 froze = True
@@ -171,8 +175,9 @@ def signal_all(mgr, sig):
                 os.kill(p, sig)
             except ProcessLookupError:
                 pass
-        if froze:
+        if froze or (was_frozen and sig == _signal.SIGKILL):
             mgr.thaw()
+            was_frozen = False
         if sig != _signal.SIGKILL:
             return
         wait_until(lambda: not mgr.pids(), 0.2)

@@ -407,6 +407,10 @@ class Manager:
             msg += f" (the parent cgroup allows {allowed})"
         elif fname.startswith("cpu.rt_") and e.errno == errno.EINVAL:
             msg += " (the parent cgroup has no realtime budget in cpu.rt_runtime_us)"
+        elif fname == "memory.limit_in_bytes" and e.errno == errno.EINVAL:
+            memsw = fs.read(d, "memory.memsw.limit_in_bytes", "").strip()
+            if memsw:
+                msg += f" (memory+swap limit is {memsw}: raise linux.resources.memory.swap / --memory-swap too)"
         elif fname in ("devices.allow",) and e.errno == errno.EPERM:
             msg += " (the parent cgroup does not allow this device)"
         return HullError(msg)
@@ -453,6 +457,8 @@ class Manager:
         ud = self.unified_dir
         if sig == _signal.SIGKILL and ud and os.path.exists(os.path.join(ud, "cgroup.kill")):
             fs.write(ud, "cgroup.kill", "1", self.fake)
+            if self.frozen():
+                self.thaw()  # v1-frozen tasks die only once thawed
             if fs.wait_until(lambda: not self.pids(), 5.0):
                 return
         fs.signal_all(self, sig)
