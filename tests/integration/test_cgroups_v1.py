@@ -269,11 +269,17 @@ def test_bad_input_creates_nothing():
          "no block device 4095:4095"),
         ({"network": {"classID": 5}}, Unsupported, "net_cls"),
         ({"rdma": {"mlx5_0": {"hcaHandles": 1}}}, Unsupported, "rdma"),
+        ({"cpu": {"cpus": "0-1000"}}, HullError, "linux.resources.cpu.cpus"),
     ]
     for res, exc, text in bad:
         with pytest.raises(exc) as e:
             m.set(res)
         assert text in str(e.value)
+        assert _dirs_exist(path) == []
+    if "hugetlb" not in cgroups.manager(path).hierarchies and \
+            "hugetlb" not in fs.read("/sys/fs/cgroup/unified", "cgroup.subtree_control", "").split():
+        with pytest.raises(Unsupported, match=r"hugepageLimits\[0\]: the hugetlb cgroup controller"):
+            m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}]})
         assert _dirs_exist(path) == []
     with pytest.raises(SpecError, match="linux.cgroupsPath"):
         cgroups.resolve_path("/hull/../escape", "x")

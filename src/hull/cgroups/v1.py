@@ -455,7 +455,8 @@ class Manager:
         each pid, thaws (so nothing forks in between)."""
         sig = int(sig)
         ud = self.unified_dir
-        if sig == _signal.SIGKILL and ud and os.path.exists(os.path.join(ud, "cgroup.kill")):
+        if (sig == _signal.SIGKILL and ud and os.path.exists(os.path.join(ud, "cgroup.kill"))
+                and fs.pids_in(ud)):
             fs.write(ud, "cgroup.kill", "1", self.fake)
             if self.frozen():
                 self.thaw()  # v1-frozen tasks die only once thawed
