@@ -171,3 +171,18 @@ def test_best_effort_on_a_new_kernel_drops_nothing():
 def test_strict_mode_error_message_names_the_abi():
     with pytest.raises(HullError, match="needs ABI 4, this kernel has ABI 3"):
         landlock.plan({"connect_tcp": [443]}, 3)
+
+
+def test_allow_fds_lets_the_runtime_reopen_its_exec_fifo(tmp_path):
+    """The init reopens the exec fifo through /proc/self/fd/N after Landlock is applied;
+    the fifo is outside the container's tree, so the runtime passes its fd."""
+    fifo = tmp_path / "exec.fifo"
+    os.mkfifo(fifo)
+
+    def child(allow):
+        fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        landlock.apply({"read": ["/"]}, allow_fds=[fd] if allow else ())
+        return errname(lambda: os.close(os.open(f"/proc/self/fd/{fd}", os.O_RDWR)))
+    _, without = in_child(child, False)
+    _, with_fd = in_child(child, True)
+    assert without == "EACCES" and with_fd == "ok"

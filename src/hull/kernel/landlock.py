@@ -238,10 +238,14 @@ def plan(rules, level):
 
 # --- applying ---------------------------------------------------------------------------------
 
-def apply(rules):
+def apply(rules, allow_fds=()):
     """Restrict the calling process (and its future children) per `rules` (a dict, or the
     annotation's JSON text). Needs no_new_privs or CAP_SYS_ADMIN. Returns the plan that was
-    applied (see plan())."""
+    applied (see plan()).
+
+    `allow_fds`: file descriptors the runtime itself must still open read/write after this
+    call, e.g. the exec fifo the init reopens through /proc/self/fd/N while it waits for
+    `start` — that file lives outside the container's tree, so no path rule can name it."""
     if isinstance(rules, (str, bytes)):
         rules = parse(rules)
     else:
@@ -258,6 +262,10 @@ def apply(rules):
     try:
         for path, names in p["paths"]:
             _add_path(ruleset, path, names)
+        if p["handled_fs"]:
+            known = [n for n, (_, v) in FS.items() if v <= level]
+            for fd in allow_fds:
+                _add_fd(ruleset, fd, [n for n in _WRITE if n in known], f"fd {fd}")
         for key, port in p["ports"]:
             na = _NetPortAttr(NET[key][0], port)
             if _sys("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
@@ -279,18 +287,21 @@ def _add_path(ruleset, path, names):
         raise KernelError(e.errno, "open", path,
                           f"a path in the {ANNOTATION} annotation must exist in the container") from None
     try:
-        import stat
-        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
-        if not is_dir:
-            names = [n for n in names if n in _FILE_RIGHTS]
-        mask = 0
-        for n in names:
-            mask |= FS[n][0]
-        if not mask:
-            return
-        pb = _PathBeneathAttr(mask, fd)
-        if _sys("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
-                ctypes.byref(pb), ctypes.c_uint32(0)) < 0:
-            raise KernelError(ctypes.get_errno(), "landlock_add_rule", path)
+        _add_fd(ruleset, fd, names, path)
     finally:
         os.close(fd)
+
+
+def _add_fd(ruleset, fd, names, label):
+    import stat
+    if not stat.S_ISDIR(os.fstat(fd).st_mode):
+        names = [n for n in names if n in _FILE_RIGHTS]
+    mask = 0
+    for n in names:
+        mask |= FS[n][0]
+    if not mask:
+        return
+    pb = _PathBeneathAttr(mask, fd)
+    if _sys("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+            ctypes.byref(pb), ctypes.c_uint32(0)) < 0:
+        raise KernelError(ctypes.get_errno(), "landlock_add_rule", label)
