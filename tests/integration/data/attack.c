@@ -48,6 +48,13 @@ static const char *run(const char *name, const char *arg) {
         long n = read(fd, buf, sizeof buf);
         return n == 0 ? "empty" : res(n);
     }
+    if (!strcmp(name, "read")) {
+        char buf[64];
+        int fd = open(arg, O_RDONLY);
+        if (fd < 0) return res(fd);
+        long n = read(fd, buf, sizeof buf);
+        return n == 0 ? "empty" : res(n);
+    }
     if (!strcmp(name, "mknod_block")) return res(mknod("/tmp/sda", S_IFBLK | 0600, makedev(8, 0)));
     if (!strcmp(name, "open_block")) {
         if (mknod("/tmp/sdb", S_IFBLK | 0600, makedev(8, 0)) && errno != EEXIST) return res(-1);
