@@ -32,6 +32,7 @@ root, else ~/.cache/hull-vm); a second run only boots.
 import argparse
 import hashlib
 import io
+import json
 import lzma
 import os
 import shlex
@@ -136,12 +137,14 @@ def _apt_kernel_package() -> str:
 def _downloaded_kernel(cache: Path, allow_download: bool):
     """Fetch the kernel .deb with `apt-get download` and unpack it under the cache."""
     kroot = cache / "kernel"
-    # An unpacked tree from an earlier run: use the newest unless a download is allowed and
-    # apt knows a newer package.
+    # An unpacked tree from an earlier run: use the newest (HULL_VM_REFRESH=1 asks apt whether
+    # linux-image-amd64 now points at a newer one).
     have = sorted((d for d in kroot.glob("linux-image-*") if (d / ".complete").exists()),
                   key=lambda d: _kernel_version_key(d.name))
     pkg = None
-    if allow_download and shutil.which("apt-get"):
+    if have and not os.environ.get("HULL_VM_REFRESH"):
+        pass
+    elif allow_download and shutil.which("apt-get"):
         try:
             pkg = _apt_kernel_package()
         except Unavailable:
@@ -412,7 +415,7 @@ done
 chmod 755 /newroot/run
 while read tag path; do
     mkdir -p "/newroot$path" 2>/dev/null
-    mount9p "$tag" "/newroot$path" "@NINEP@,cache=mmap"
+    mount9p "$tag" "/newroot$path" "@NINEP@,cache=loose"
 done </job/shares
 mkdir -p /newroot/run/hull-vm
 cp /bin/busybox /job/* /newroot/run/hull-vm/
@@ -520,14 +523,31 @@ def guest_env(extra):
 # Running
 
 def prepare(allow_download=True):
-    """Everything a boot needs: (qemu, kernel image, base initramfs). Raises Unavailable."""
+    """Everything a boot needs: (qemu, kernel image, base initramfs). Raises Unavailable.
+
+    The artifacts are keyed by content; a small manifest keyed by the inputs' paths, sizes and
+    mtimes (and this script's text) skips hashing and module resolution on later runs."""
     qemu = find_qemu()
     cache = cache_dir()
     busybox = find_busybox()
     vmlinuz, moddir = find_kernel(cache, allow_download)
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    for p in (vmlinuz, busybox, moddir):
+        st = os.stat(p)
+        h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    manifest = cache / f"boot-{h.hexdigest()[:16]}.json"
+    try:
+        m = json.loads(manifest.read_text())
+        if os.path.exists(m["kernel"]) and os.path.exists(m["initrd"]):
+            return qemu, Path(m["kernel"]), Path(m["initrd"])
+    except (OSError, ValueError, KeyError):
+        pass
     kernel = unpacked_kernel(vmlinuz, cache)
     modules = module_load_order(moddir, WANTED_MODULES)
     initrd = build_initramfs(cache, busybox, modules)
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"kernel": str(kernel), "initrd": str(initrd)}))
+    os.replace(tmp, manifest)
     return qemu, kernel, initrd
 
 
@@ -554,9 +574,16 @@ def _pump(fd, sink):
         os.close(fd)
 
 
+JOB_MARK = b"hull-vm: running job"
+
+
 def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
-        console=False, scratch_size="1G", stdout=None, stderr=None, append=()) -> int:
-    """Boot, run argv, return its exit code (124 timeout, 125 VM failure)."""
+        console=False, scratch_size="1G", stdout=None, stderr=None, append=(),
+        boot_timeout=None, boot_attempts=2) -> int:
+    """Boot, run argv, return its exit code (124 timeout, 125 VM failure).
+
+    A boot that has not started the command after boot_timeout seconds (default 180, or
+    $HULL_VM_BOOT_TIMEOUT) is killed and retried, up to boot_attempts boots in all."""
     try:
         qemu, kernel, initrd = prepare()
     except Unavailable as e:
@@ -564,114 +591,130 @@ def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
         return 125
     cwd = os.path.abspath(cwd or os.getcwd())
     shares = [os.path.abspath(s) for s in (shares if shares is not None else [str(REPO)])]
-    stdout = stdout or sys.stdout.buffer
-    stderr = stderr or sys.stderr.buffer
-    t0 = time.monotonic()
+    env = guest_env(env)
+    if boot_timeout is None:
+        boot_timeout = float(os.environ.get("HULL_VM_BOOT_TIMEOUT", 180))
+    khz = host_tsc_khz()
+    kargs = ["console=ttyS0", "quiet", "loglevel=4", "cgroup_no_v1=all", "panic=-1", "reboot=t",
+             "mitigations=off", "random.trust_cpu=on", "rdinit=/init", "8250.nr_uarts=1", "pci=off"]
+    if khz:
+        kargs.append(f"tsc_early_khz={khz}")
+    kargs += list(append)
     with tempfile.TemporaryDirectory(prefix="hull-vm-") as tmp:
         tmp = Path(tmp)
         rd = tmp / "initrd"
         with open(rd, "wb") as f:
             with open(initrd, "rb") as base:
                 shutil.copyfileobj(base, f)
-            f.write(job_cpio(argv, cwd, guest_env(env), shares))
+            f.write(job_cpio(argv, cwd, env, shares))
         scratch = tmp / "scratch.img"
         with open(scratch, "wb") as f:
             f.truncate(_size(scratch_size))
-        exitf, consolef, qemulog = tmp / "exit", tmp / "console.log", tmp / "qemu.log"
-        khz = host_tsc_khz()
-        tsc = [f"tsc_early_khz={khz}"] if khz else []
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        fds = [out_w, err_w]
         cmd = [
             qemu, "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,acpi=on",
             "-accel", "tcg,thread=single", "-cpu", "max", "-smp", str(smp), "-m", mem,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", str(kernel), "-initrd", str(rd),
-            "-append", " ".join([
-                "console=ttyS0", "quiet", "loglevel=4", "cgroup_no_v1=all", "panic=-1",
-                "reboot=t", "mitigations=off", "random.trust_cpu=on", "rdinit=/init",
-                "8250.nr_uarts=1"] + tsc + list(append)),
-            "-chardev", f"file,id=con,path={consolef}", "-serial", "chardev:con",
+            "-kernel", str(kernel), "-initrd", str(rd), "-append", " ".join(kargs),
             "-fsdev", "local,id=fsroot,path=/,security_model=passthrough,readonly=on,multidevs=remap",
             "-device", "virtio-9p-device,fsdev=fsroot,mount_tag=hostroot",
         ]
         for i, path in enumerate(shares):
             cmd += ["-fsdev", f"local,id=fs{i},path={path},security_model=passthrough,multidevs=remap",
                     "-device", f"virtio-9p-device,fsdev=fs{i},mount_tag=share{i}"]
-        cmd += [
-            "-drive", f"file={scratch},if=none,id=scratch,format=raw,cache=unsafe",
-            "-device", "virtio-blk-device,drive=scratch",
-            "-device", "virtio-serial-device,max_ports=4",
-            # the pipes' write ends are inherited by qemu and reopened through /proc
-            "-chardev", f"file,id=out,path=/proc/self/fd/{out_w}",
-            "-chardev", f"file,id=err,path=/proc/self/fd/{err_w}",
-            "-chardev", f"file,id=exit,path={exitf}",
-            "-device", "virtserialport,chardev=out,name=hull.out",
-            "-device", "virtserialport,chardev=err,name=hull.err",
-            "-device", "virtserialport,chardev=exit,name=hull.exit",
-        ]
-        with open(qemulog, "wb") as qlog:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
-                                    pass_fds=fds)
-        os.close(out_w)
-        os.close(err_w)
-        pumps = [threading.Thread(target=_pump, args=(out_r, stdout), daemon=True),
-                 threading.Thread(target=_pump, args=(err_r, stderr), daemon=True)]
-        for t in pumps:
-            t.start()
-        con_thread = None
-        if console:
-            con_thread = threading.Thread(target=_follow, args=(consolef, proc, stderr), daemon=True)
-            con_thread.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            proc.kill()
-            proc.wait()
-        except KeyboardInterrupt:
-            proc.kill()
-            proc.wait()
-            raise
-        for t in pumps:
-            t.join(5)
-        if con_thread:
-            con_thread.join(5)
-        elapsed = time.monotonic() - t0
-        text = exitf.read_text().strip() if exitf.exists() else ""
-        if timed_out:
-            log(f"timed out after {timeout} s; VM killed")
-            _show_tail(consolef, qemulog)
-            return 124
-        if not text.isdigit():
-            log(f"the VM stopped without the command's exit code (qemu exit {proc.returncode}, "
-                f"{elapsed:.1f} s)")
-            _show_tail(consolef, qemulog)
-            return 125
-        if os.environ.get("HULL_VM_VERBOSE"):
-            log(f"VM ran for {elapsed:.1f} s, command exit code {text}")
-        return int(text)
+        cmd += ["-drive", f"file={scratch},if=none,id=scratch,format=raw,cache=unsafe",
+                "-device", "virtio-blk-device,drive=scratch",
+                "-device", "virtio-serial-device,max_ports=4"]
+        for attempt in range(1, boot_attempts + 1):
+            rc = _boot(cmd, tmp / f"boot{attempt}", stdout or sys.stdout.buffer,
+                       stderr or sys.stderr.buffer, console, timeout, boot_timeout)
+            if rc is not None:
+                return rc
+            if attempt < boot_attempts:
+                log(f"boot {attempt} did not reach the command in {boot_timeout:.0f} s; retrying")
+        log(f"the VM did not boot in {boot_attempts} attempts")
+        return 125
 
 
-def _follow(path, proc, sink):
-    pos = 0
-    while True:
-        done = proc.poll() is not None
-        try:
-            with open(path, "rb") as f:
-                f.seek(pos)
-                data = f.read()
-        except FileNotFoundError:
-            data = b""
-        if data:
-            pos += len(data)
-            sink.write(data)
-            sink.flush()
-        if done:
-            return
-        time.sleep(0.1)
+def _boot(cmd, d, stdout, stderr, console, timeout, boot_timeout):
+    """One boot. The command's exit code, 124/125, or None when the boot hung before the
+    command started (then nothing was written to stdout/stderr and a retry is safe)."""
+    d.mkdir()
+    exitf, consolef, qemulog = d / "exit", d / "console.log", d / "qemu.log"
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    cmd = cmd + [
+        "-chardev", f"file,id=con,path={consolef}", "-serial", "chardev:con",
+        # the pipes' write ends are inherited by qemu and reopened through /proc
+        "-chardev", f"file,id=out,path=/proc/self/fd/{out_w}",
+        "-chardev", f"file,id=err,path=/proc/self/fd/{err_w}",
+        "-chardev", f"file,id=exit,path={exitf}",
+        "-device", "virtserialport,chardev=out,name=hull.out",
+        "-device", "virtserialport,chardev=err,name=hull.err",
+        "-device", "virtserialport,chardev=exit,name=hull.exit",
+    ]
+    t0 = time.monotonic()
+    with open(qemulog, "wb") as qlog:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                                pass_fds=[out_w, err_w])
+    os.close(out_w)
+    os.close(err_w)
+    pumps = [threading.Thread(target=_pump, args=(out_r, stdout), daemon=True),
+             threading.Thread(target=_pump, args=(err_r, stderr), daemon=True)]
+    for t in pumps:
+        t.start()
+    pos, seen, booted_at, outcome = 0, b"", None, None
+    try:
+        while True:
+            done = proc.poll() is not None
+            try:
+                with open(consolef, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            if data:
+                pos += len(data)
+                if console:
+                    stderr.write(data)
+                    stderr.flush()
+                if booted_at is None:
+                    seen = seen[-64:] + data
+                    if JOB_MARK in seen:
+                        booted_at = time.monotonic()
+            if done:
+                break
+            now = time.monotonic()
+            if booted_at is None and now - t0 > boot_timeout:
+                outcome = "boot hung"
+                break
+            if timeout and now - t0 > timeout:
+                outcome = "timeout"
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    for t in pumps:
+        t.join(5)
+    elapsed = time.monotonic() - t0
+    if outcome == "boot hung":
+        _show_tail(consolef, qemulog)
+        return None
+    if outcome == "timeout":
+        log(f"timed out after {timeout} s; VM killed")
+        _show_tail(consolef, qemulog)
+        return 124
+    text = exitf.read_text().strip() if exitf.exists() else ""
+    if not text.isdigit():
+        log(f"the VM stopped without the command's exit code (qemu exit {proc.returncode}, "
+            f"{elapsed:.1f} s)")
+        _show_tail(consolef, qemulog)
+        return 125
+    if os.environ.get("HULL_VM_VERBOSE"):
+        boot = f"{booted_at - t0:.1f} s" if booted_at else "?"
+        log(f"qemu start to command: {boot}; whole VM run {elapsed:.1f} s; exit code {text}")
+    return int(text)
 
 
 def _show_tail(consolef, qemulog):
@@ -702,6 +745,9 @@ def main(args=None):
     p.add_argument("--smp", type=int, default=2, help="guest CPUs (default 2)")
     p.add_argument("--timeout", type=float, help="kill the VM after this many seconds (exit 124)")
     p.add_argument("--console", action="store_true", help="show the kernel console on stderr")
+    p.add_argument("--boot-timeout", type=float,
+                   help="seconds for the VM to reach the command before the boot is retried "
+                        "once (default 180, or $HULL_VM_BOOT_TIMEOUT)")
     p.add_argument("--append", action="append", default=[], metavar="ARG",
                    help="extra kernel command-line argument (repeatable; e.g. loglevel=7)")
     p.add_argument("--check", action="store_true",
@@ -718,7 +764,8 @@ def main(args=None):
     if not ns.command:
         p.error("no command given (put it after --)")
     return run(ns.command, cwd=ns.cwd, shares=ns.share, env=ns.env, mem=ns.mem, smp=ns.smp,
-               timeout=ns.timeout, console=ns.console, append=ns.append)
+               timeout=ns.timeout, console=ns.console, append=ns.append,
+               boot_timeout=ns.boot_timeout)
 
 
 if __name__ == "__main__":
