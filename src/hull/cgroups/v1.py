@@ -11,7 +11,7 @@ writes — pure, unit-tested; the Manager checks the host has the controllers, t
 
 import errno
 import os
-import signal as _signal
+import _signal  # not signal.py: its enums cost start-up on the runtime path
 
 from hull.cgroups import fs
 from hull.cgroups.fs import Unsupported

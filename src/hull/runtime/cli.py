@@ -57,24 +57,36 @@ class Context:
             pass
 
 
-def _global_parser():
-    import argparse
-    p = argparse.ArgumentParser(prog="hull-runtime", add_help=False,
-                                description="hull-runtime: an OCI runtime (runc-compatible CLI)")
-    p.add_argument("--root", default=os.environ.get("XDG_RUNTIME_DIR") and os.getuid() != 0
-                   and os.path.join(os.environ["XDG_RUNTIME_DIR"], "hull-runtime") or "/run/hull-runtime")
-    p.add_argument("--log", default="")
-    p.add_argument("--log-format", default="text", choices=("text", "json"))
-    p.add_argument("--debug", action="store_true")
-    p.add_argument("--systemd-cgroup", action="store_true",
-                   help="cgroupsPath is slice:prefix:name; without systemd hull maps it to cgroupfs")
-    p.add_argument("--rootless", default="auto")
-    p.add_argument("--criu", default="criu", help=argparse.SUPPRESS)
-    p.add_argument("-v", "--version", action="store_true")
-    p.add_argument("-h", "--help", action="store_true")
-    p.add_argument("command", nargs="?")
-    p.add_argument("rest", nargs="...")
-    return p
+GLOBAL_FLAGS = (
+    (("--root",), {"default": None}),
+    (("--log",), {"default": ""}),
+    (("--log-format",), {"default": "text", "choices": ("text", "json")}),
+    (("--debug",), {"action": "store_true"}),
+    (("--systemd-cgroup",), {"action": "store_true"}),
+    (("--rootless",), {"default": "auto"}),
+    (("--criu",), {"default": "criu"}),
+    (("-v", "--version"), {"action": "store_true"}),
+)
+
+
+def _parse_globals(argv):
+    """Global flags come before the command (as with runc); returns (namespace, command, rest)."""
+    from hull.runtime.flags import FlagParser
+    p = FlagParser("hull-runtime")
+    for names, kw in GLOBAL_FLAGS:
+        p.add_argument(*names, **kw)
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-h", "--help"):
+        opt = p.option(argv[i])
+        i += 2 if opt is not None and opt.takes_value and "=" not in argv[i] else 1
+    ns = p.parse_args(argv[:i])
+    if ns.root is None:
+        ns.root = "/run/hull-runtime"
+        if os.getuid() != 0 and os.environ.get("XDG_RUNTIME_DIR"):
+            ns.root = os.path.join(os.environ["XDG_RUNTIME_DIR"], "hull-runtime")
+    ns.help = i < len(argv) and argv[i] in ("-h", "--help")
+    command = argv[i] if i < len(argv) and not ns.help else None
+    return ns, command, argv[i + 1:]
 
 
 def _usage():
@@ -85,62 +97,47 @@ def _usage():
     return "\n".join(lines)
 
 
-def split_trailing(parser, argv):
-    """For `exec ID CMD...` and `ps ID -- ARGS`: options end at the container id, as with runc
-    (urfave/cli), so the command's own flags (`sh -c ...`) are not taken as ours."""
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            return argv[:i], argv[i + 1:]
-        if tok.startswith("-") and tok != "-":
-            action = parser._option_string_actions.get(tok.split("=", 1)[0])
-            if action is not None and action.nargs != 0 and "=" not in tok:
-                i += 1
-            i += 1
-            continue
-        rest = argv[i + 1:]
-        return argv[:i + 1], rest[1:] if rest[:1] == ["--"] else rest
-    return argv, []
-
-
 def version_text():
     from hull import OCI_VERSION, __version__
     return f"hull-runtime version {__version__}\nspec: {OCI_VERSION}\n"
 
 
 def main(argv=None):
+    from hull.errors import HullError
     argv = sys.argv[1:] if argv is None else argv
-    ns = _global_parser().parse_args(argv)
+    try:
+        ns, command, rest = _parse_globals(argv)
+    except HullError as e:
+        sys.stderr.write(f"hull-runtime: {e}\n")
+        return 1
     if ns.version:
         sys.stdout.write(version_text())
         return 0
-    name = ALIASES.get(ns.command, ns.command)
+    name = ALIASES.get(command, command)
     if ns.help or not name:
         print(_usage())
         return 0
     ctx = Context(ns)
     if name not in COMMANDS:
-        msg = f"No help topic for '{ns.command}'"
+        msg = f"No help topic for '{command}'"
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
         return 1
-    import argparse
     import importlib
-    mod = importlib.import_module(f"hull.runtime.commands.{name}")
-    parser = argparse.ArgumentParser(prog=f"hull-runtime {name}", description=COMMANDS[name])
-    mod.add_arguments(parser)
-    rest, trailing = ns.rest, None
-    if getattr(mod, "TRAILING_ARGS", False):
-        rest, trailing = split_trailing(parser, rest)
+    from hull.runtime.flags import FlagParser, split_trailing
     try:
-        args = parser.parse_args(rest)
-    except SystemExit as e:
-        return 0 if e.code == 0 else 1
-    if trailing is not None:
-        args.command = trailing
-    from hull.errors import HullError
-    try:
+        mod = importlib.import_module(f"hull.runtime.commands.{name}")
+        parser = FlagParser(f"hull-runtime {name}", COMMANDS[name])
+        mod.add_arguments(parser)
+        trailing = None
+        if getattr(mod, "TRAILING_ARGS", False):
+            rest, trailing = split_trailing(parser, rest)
+        try:
+            args = parser.parse_args(rest)
+        except SystemExit as e:
+            return 0 if e.code == 0 else 1
+        if trailing is not None:
+            args.command = trailing
         return mod.run(ctx, args) or 0
     except HullError as e:
         msg = str(e)

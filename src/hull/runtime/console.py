@@ -2,9 +2,11 @@
 sent to the client's --console-socket over SCM_RIGHTS, as runc and conmon expect."""
 
 import os
-import socket
+
+import _socket
 
 from hull.errors import HullError
+from hull.runtime.sync import recv_with_fds, send_with_fds
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -13,7 +15,7 @@ TIOCSWINSZ = 0x5414
 
 def connect(path):
     """Connect to the client's console socket (in the runtime's mount namespace)."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
     try:
         s.connect(path)
     except OSError as e:
@@ -39,15 +41,15 @@ def set_size(fd, rows, cols):
 
 
 def send_master(sock_fd, master):
-    s = socket.socket(fileno=os.dup(sock_fd))
+    s = _socket.socket(fileno=os.dup(sock_fd))
     try:
-        socket.send_fds(s, [b"/dev/ptmx"], [master])
+        send_with_fds(s, b"/dev/ptmx", [master])
     finally:
         s.close()
 
 
 def recv_master(sock):
-    _msg, fds, _flags, _addr = socket.recv_fds(sock, 4096, 1)
+    _msg, fds = recv_with_fds(sock, 4096, 1)
     if not fds:
         raise HullError("console socket: no pty master received")
     return fds[0]

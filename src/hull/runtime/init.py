@@ -42,6 +42,7 @@ class InitContext:
         types = {ns["type"]: ns.get("path") for ns in spec["linux"].get("namespaces", ())}
         self.in_userns = "user" in types
         self.new_cgroupns = "cgroup" in types and not types["cgroup"]
+        self.new_netns = "network" in types and not types["network"]
         self.host_cgroups = opts.get("cgroup_hierarchies", [])
 
     def cgroup_hierarchies(self):
@@ -102,6 +103,7 @@ def preload(spec):
     """Import now every module needed after pivot_root: hull's files (and Python's) are not
     reachable from inside the container's rootfs."""
     import fcntl, resource, struct, termios  # noqa: E401,F401 - used lazily after pivot
+    from hull.kernel import netdev  # noqa: F401
     from hull.kernel import capabilities, mounts, prctl  # noqa: F401
     from hull.runtime import console, rootfs  # noqa: F401
     from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
@@ -120,6 +122,7 @@ def container_init(ch, spec, opts):
     preserve = opts.get("preserve_fds", 0)
     process.close_extra_fds(2 + preserve)
     fifo_fd = opts["fifo_fd"]  # opened by the parent: in a user namespace we may not reach it
+    opts["landlock_fds"] = (fifo_fd,)
     ctx = InitContext(spec, opts)
 
     def before_pivot(_rootfs):
@@ -130,6 +133,9 @@ def container_init(ch, spec, opts):
             from hull.runtime import hooks as hookrun
             hookrun.run_hooks(hooks, opts["state"], "createContainer")
 
+    if ctx.new_netns:
+        from hull.kernel import netdev
+        netdev.link_up("lo")  # a new network namespace starts with lo down; runc brings it up
     rootfs.setup(spec, ctx, before_pivot)
     if proc.get("terminal"):
         _setup_terminal(opts["console_fd"], proc)
@@ -143,9 +149,10 @@ def container_init(ch, spec, opts):
     rootfs.masked_paths(linux.get("maskedPaths"))
     if spec["root"].get("readonly"):
         rootfs.readonly_root()
-    apply_process(proc, linux, spec.get("annotations") or {})
+    notify_fd = apply_process(proc, linux, spec.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
-    notify_fd = load_seccomp(opts)
+    if notify_fd is None:
+        notify_fd = load_seccomp(opts)
     ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
     ch.close()
     # wait for `start`: opening the fifo for writing blocks until start opens it for reading
@@ -187,9 +194,11 @@ def _setup_terminal(console_fd, proc):
     system.set_controlling_tty(0)
 
 
-def apply_process(proc, linux, annotations):
+def apply_process(proc, linux, annotations, opts=None):
     """rlimits, oom_score_adj, personality, landlock, user, capabilities, no_new_privs, cwd.
-    Shared by the container init and exec."""
+    Shared by the container init and exec. Without noNewPrivileges, loading a seccomp filter
+    needs CAP_SYS_ADMIN, so (as runc does) it is loaded here, before the capabilities are
+    dropped; returns its notify fd then. With noNewPrivileges the caller loads it last."""
     from hull.kernel import prctl
     process.apply_rlimits(proc.get("rlimits"))
     if proc.get("oomScoreAdj") is not None:
@@ -200,7 +209,11 @@ def apply_process(proc, linux, annotations):
     rules = annotations.get("org.hull.landlock")
     if rules:
         from hull.kernel import landlock
-        landlock.apply(rules)
+        # the init still reopens its exec fifo, which lives outside any allowed tree
+        landlock.apply(rules, allow_fds=(opts or {}).get("landlock_fds", ()))
+    notify_fd = None
+    if opts is not None and not proc.get("noNewPrivileges"):
+        notify_fd = load_seccomp(opts)
     from hull.kernel import capabilities
     caps = proc.get("capabilities") or {}
     capabilities.apply(caps)                 # bounding/inheritable now, keeps setuid caps
@@ -212,16 +225,18 @@ def apply_process(proc, linux, annotations):
     # A uid change cleared "dumpable", which locks us out of /proc/self/fd (the exec fifo is
     # reopened through it). execve resets it for the new program, so this does not leak.
     prctl.set_dumpable(True)
+    return notify_fd
 
 
 def load_seccomp(opts):
     """Install the BPF program the parent compiled (libseccomp is not reachable after
     pivot_root). Returns the notify listener fd, if the filter has SCMP_ACT_NOTIFY rules."""
     prog = opts.get("seccomp_prog")
-    if not prog:
+    if not prog or opts.get("seccomp_loaded"):
         return None
     from hull.kernel import seccomp
     fd = seccomp.load_program(prog, opts["seccomp_flags"])
+    opts["seccomp_loaded"] = True
     return fd if opts.get("seccomp_notify") else None
 
 
@@ -241,9 +256,10 @@ def exec_stage2(ch, proc, linux, opts):
     if proc.get("terminal"):
         os.setsid()
         _setup_exec_terminal(opts["console_fd"], proc)
-    apply_process(proc, linux, opts.get("annotations") or {})
+    notify_fd = apply_process(proc, linux, opts.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
-    notify_fd = load_seccomp(opts)
+    if notify_fd is None:
+        notify_fd = load_seccomp(opts)
     ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
     ch.close()
     process.execute(path, proc["args"], list(proc.get("env") or []))

@@ -8,12 +8,11 @@ init waiting on the exec fifo. `start` opens the fifo. `run` = create + start + 
 import errno
 import os
 import select
-import signal
 import time
 
 from hull import OCI_VERSION
 from hull.errors import Conflict, HullError, NotFound
-from hull.kernel import idmap, pidfd, system
+from hull.kernel import idmap, pidfd, signals, system
 from hull.runtime import init, sync
 from hull.runtime.state import Container, rfc3339_now
 
@@ -82,7 +81,7 @@ def _reap(pid):
 def _kill_and_reap(pid):
     if pid:
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
 
@@ -208,7 +207,7 @@ def create(root, cid, bundle, opts):
 def _destroy_cgroup(mgr):
     try:
         if mgr.exists():
-            mgr.kill_all(signal.SIGKILL)
+            mgr.kill_all(signals.SIGKILL)
         mgr.destroy()
     except HullError:
         pass
@@ -250,29 +249,7 @@ def start(root, cid):
 
 
 # ----------------------------------------------------------------------------- signals
-def parse_signal(value):
-    """"KILL", "SIGKILL", "9" -> 9; runc's error for anything else."""
-    if value is None or value == "":
-        return signal.SIGTERM
-    v = str(value).upper()
-    if v.isdigit():
-        n = int(v)
-        if 0 < n < signal.SIGRTMAX + 1:
-            return n
-    else:
-        name = v if v.startswith("SIG") else "SIG" + v
-        try:
-            return getattr(signal.Signals, name).value
-        except AttributeError:
-            m = name[3:]
-            if m.startswith("RTMIN") or m.startswith("RTMAX"):
-                base = signal.SIGRTMIN if m.startswith("RTMIN") else signal.SIGRTMAX
-                off = m[5:]
-                try:
-                    return base + int(off) if off else base
-                except ValueError:
-                    pass
-    raise HullError(f"unknown signal {value!r}")
+parse_signal = signals.parse
 
 
 def kill(root, cid, sig, all_processes=False):
@@ -284,7 +261,7 @@ def kill(root, cid, sig, all_processes=False):
         mgr = _manager(c)
         if mgr.exists():
             mgr.kill_all(sig)
-            if status == "paused" and sig == signal.SIGKILL:
+            if status == "paused" and sig == signals.SIGKILL:
                 mgr.thaw()
         return
     if not pidfd.signal_process(c.pid, c.data.get("initStartTime"), sig):
@@ -335,15 +312,15 @@ def delete(root, cid, force=False):
         raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
     mgr = _manager(c)
     if status != "stopped":
-        pidfd.signal_process(c.pid, c.data.get("initStartTime"), signal.SIGKILL)
+        pidfd.signal_process(c.pid, c.data.get("initStartTime"), signals.SIGKILL)
         if mgr.exists():
-            mgr.kill_all(signal.SIGKILL)
+            mgr.kill_all(signals.SIGKILL)
             if status == "paused":
                 mgr.thaw()
         wait_exit(c.pid, c.data.get("initStartTime"), timeout=10)
     elif mgr.exists() and mgr.pids():
         # the init is gone but other processes of the container linger (no pid namespace)
-        mgr.kill_all(signal.SIGKILL)
+        mgr.kill_all(signals.SIGKILL)
     mgr.destroy()
     hooks = (c.data.get("config") or {}).get("hooks") or {}
     if hooks.get("poststop"):
@@ -355,10 +332,6 @@ def delete(root, cid, force=False):
 
 
 # ----------------------------------------------------------------------------- run
-_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-              signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
-
-
 def exit_status(status):
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status)
@@ -374,7 +347,7 @@ def _wait_child(pid, forward_to):
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
-    old = {s: signal.signal(s, forward) for s in _FORWARDED}
+    old = {s: signals.handle(s, forward) for s in signals.FORWARDED}
     try:
         while True:
             try:
@@ -385,7 +358,7 @@ def _wait_child(pid, forward_to):
                 return exit_status(status)
     finally:
         for s, h in old.items():
-            signal.signal(s, h)
+            signals.handle(s, h)
 
 
 def run(root, cid, bundle, opts):
@@ -395,8 +368,8 @@ def run(root, cid, bundle, opts):
         system.set_child_subreaper()
     spec_terminal = _terminal_requested(bundle)
     if spec_terminal and not opts.console_socket and not opts.detach:
-        import socket
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        import _socket
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         opts["console_fd"] = theirs.fileno()
     c = create(root, cid, bundle, opts)
     if opts.get("console_fd") is not None:
@@ -467,8 +440,8 @@ def exec_process(root, cid, proc, opts):
             elif opts.detach:
                 raise HullError("cannot allocate tty if hull-runtime will detach without setting console socket")
             else:
-                import socket
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                import _socket
+                ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
                 console_sock = theirs
                 child_opts["console_fd"] = theirs.fileno()
             os.set_inheritable(child_opts["console_fd"], True)

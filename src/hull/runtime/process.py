@@ -1,10 +1,9 @@
 """The container process: user and groups, rlimits, cwd, the executable lookup, and exec."""
 
 import os
-import signal
 
 from hull.errors import HullError
-from hull.kernel import system
+from hull.kernel import signals, system
 
 
 class ExecError(HullError):
@@ -67,10 +66,7 @@ def chdir(cwd):
 
 def reset_signals():
     """Python ignores SIGPIPE/SIGXFSZ and handles SIGINT; the container must start with defaults."""
-    for s in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD,
-              signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
-        signal.signal(s, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    signals.reset_all()
 
 
 def close_extra_fds(keep_upto):

@@ -8,7 +8,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import time
 
 from hull.errors import Conflict, HullError, NotFound, UsageError
@@ -19,11 +18,13 @@ FIFO = "exec.fifo"
 LOCK = "lock"
 DEFAULT_ROOT = "/run/hull-runtime"
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.+-")
 
 
 def validate_id(cid):
-    if not cid or len(cid) > 1024 or not _ID_RE.match(cid):
+    """runc's rule: [A-Za-z0-9][A-Za-z0-9_.+-]*, and no path tricks."""
+    if not cid or len(cid) > 1024 or not cid[0].isalnum() or not cid.isascii() \
+            or not _ID_CHARS.issuperset(cid) or cid in (".", ".."):
         raise UsageError(f"invalid container id format: {cid!r}")
 
 

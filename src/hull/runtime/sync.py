@@ -4,9 +4,11 @@ Each message is one packet: a JSON object {"type": NAME, ...}, optionally carryi
 An error in the child travels to the parent as ERROR{message} and is raised there.
 """
 
+import array
 import json
 import os
-import socket
+
+import _socket  # the C module: socket.py's enum set-up costs ~5 ms of start-up
 
 from hull.errors import HullError
 
@@ -36,21 +38,19 @@ class Channel:
 
     @classmethod
     def pair(cls):
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
         return cls(a), cls(b)
 
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
         data = json.dumps(fields).encode()
-        if fds:
-            socket.send_fds(self.sock, [data], list(fds))
-        else:
-            self.sock.sendall(data)
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        self.sock.sendmsg([data], anc)
 
     def recv(self, *expected, with_fds=False):
         """Receive one message; ERROR becomes ChildError; EOF raises ChildError too.
         If `expected` is given, any other type is a protocol error."""
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, _MAX, 4)
+        data, fds = recv_with_fds(self.sock, _MAX)
         if not data:
             for fd in fds:
                 os.close(fd)
@@ -73,3 +73,17 @@ class Channel:
 
     def close(self):
         self.sock.close()
+
+
+def recv_with_fds(sock, size, maxfds=4):
+    """recvmsg returning (data, [fds]) — what socket.recv_fds does, on a bare _socket."""
+    data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
+    fds = array.array("i")
+    for level, kind, payload in anc:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds)
+
+
+def send_with_fds(sock, data, fds):
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
