@@ -25,7 +25,7 @@ def parse(value):
         n = int(v)
         if 0 < n <= _signal.SIGRTMAX:
             return n
-        raise HullError(f"unknown signal {value!r}")
+        raise HullError(f'unknown signal "{value}"')  # runc's wording (Go %q)
     name = v if v.startswith("SIG") else "SIG" + v
     if name in NUMBERS:
         return NUMBERS[name]
@@ -38,7 +38,7 @@ def parse(value):
                 break
             if _signal.SIGRTMIN <= n <= _signal.SIGRTMAX:
                 return n
-    raise HullError(f"unknown signal {value!r}")
+    raise HullError(f'unknown signal "{value}"')  # runc's wording (Go %q)
 
 
 def handle(signum, handler):

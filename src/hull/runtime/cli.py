@@ -122,7 +122,7 @@ def main(argv=None):
         msg = f"No help topic for '{command}'"
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
-        return 1
+        return 3  # runc (urfave/cli) exits 3 for an unknown command
     import importlib
     from hull.runtime.flags import FlagParser, split_trailing
     try:
@@ -140,10 +140,14 @@ def main(argv=None):
             args.command = trailing
         return mod.run(ctx, args) or 0
     except HullError as e:
-        msg = str(e)
+        from hull.errors import UsageError
+        msg, code = str(e), 1
+        if not isinstance(e, UsageError):
+            # runc's `exec` says "exec failed: ..." and exits 255 for any error of its own
+            msg, code = getattr(mod, "ERROR_PREFIX", "") + msg, getattr(mod, "ERROR_EXIT", 1)
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
-        return 1
+        return code
     except KeyboardInterrupt:
         return 130
 

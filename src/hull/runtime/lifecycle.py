@@ -410,7 +410,9 @@ def exec_process(root, cid, proc, opts):
     from hull.kernel import namespaces
     c = Container.load(root, cid)
     status = c.status()
-    if status != "running":
+    if status == "paused" and not opts.ignore_paused:
+        raise HullError("cannot exec in a paused container (use --ignore-paused to override)")
+    if status not in ("running", "paused"):
         raise HullError("cannot exec in a stopped container" if status == "stopped"
                         else f"cannot exec in a {status} container")
     spec = c.data.get("config") or {}

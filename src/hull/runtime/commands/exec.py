@@ -9,6 +9,8 @@ from hull.runtime.state import Container
 
 
 TRAILING_ARGS = True  # COMMAND... after the id (see cli.split_trailing)
+ERROR_PREFIX = "exec failed: "  # runc's wording and status for errors of exec itself
+ERROR_EXIT = 255
 
 
 def add_arguments(p):
@@ -80,5 +82,6 @@ def run(ctx, args):
     if args.tty:
         proc["terminal"] = True
     opts = lifecycle.Options(console_socket=args.console_socket or None, detach=args.detach,
-                             pid_file=args.pid_file or None, preserve_fds=args.preserve_fds)
+                             pid_file=args.pid_file or None, preserve_fds=args.preserve_fds,
+                             ignore_paused=args.ignore_paused)
     return lifecycle.exec_process(ctx.root, args.container_id, proc, opts)
