@@ -58,8 +58,9 @@ def main():
 
 
 def _register():
-    from hull.cli import images
+    from hull.cli import containers, images
     images.register(main)
+    containers.register(main)
 
 
 _register()

@@ -1,0 +1,653 @@
+"""The engine's container lifecycle: create, start (through a monitor), attach-wait, stop, kill,
+remove, pause, cleanup after exit, restart policies, recovery of stale containers.
+
+    rec = create(image, opts)                 # record + snapshot + bundle (Status created)
+    session = start(rec, attach=Attach(...))  # monitor spawned, container running
+    code = session.wait()                     # attached: stream until exit, clean up, exit code
+    stop(rec); remove(rec, force=True)
+
+Process model (DESIGN.md "engine"): `start` double-forks; the grandchild M becomes a child
+subreaper, redirects its stdio to pipes (or asks for a pty), calls the runtime library's
+create + start in-process, records the state and then *execs* the small monitor
+(engine/monitor.py), which stays the init's parent. When the init exits, the monitor writes
+exit.json and either the attached `hull run` or the monitor (exec'ing `cleanup_main`) runs
+`cleanup()`, which is idempotent and serialized by the record's lock.
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+
+from hull.errors import Conflict, HullError, NotFound
+from hull.engine import records
+from hull.engine.records import Record
+
+MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
+
+
+class CannotInvoke(HullError):
+    exit_code = 126
+
+
+class CommandNotFound(HullError):
+    exit_code = 127
+
+
+def classify_start_error(message):
+    """Docker's exit codes for a failed start: 127 command not found, 126 cannot invoke."""
+    m = message.lower()
+    if "executable file not found" in m or "no such file or directory" in m and "exec" in m:
+        return CommandNotFound(message)
+    if "permission denied" in m and "exec" in m or "unable to find user" in m or "unable to find group" in m:
+        return CannotInvoke(message)
+    return HullError(message)
+
+
+def _store():
+    from hull.image.store import default_store
+    return default_store()
+
+
+# ------------------------------------------------------------------------------ create
+def create(image, opts):
+    """A new container record from `image` (an Image) and run options (dict of CLI values)."""
+    from hull.engine import bundle
+    from hull.image import snapshot
+    cfg = bundle.container_config(image, opts)
+    rec = Record.create(cfg, opts.get("name"))
+    try:
+        with rec.locked():
+            snapshot.prepare(image, rec.dir, owner=rec.id)  # mounted until the container stops
+    except BaseException:
+        _remove_all(rec)
+        raise
+    return rec
+
+
+def _image_of(rec):
+    from hull.image import store as st
+    return st.resolve(rec.config["Image"])
+
+
+# ------------------------------------------------------------------------------ start
+class Attach:
+    """How `hull run`/`start -a` attaches: our stdin (if interactive) and stdout/stderr."""
+
+    def __init__(self, stdin=False, tty=False):
+        self.stdin, self.tty = stdin, tty
+
+
+class Session:
+    """A started container, seen from the `hull` process that started it."""
+
+    def __init__(self, rec, sock, attached):
+        self.rec, self.sock, self.attached = rec, sock, attached
+
+    def wait(self, proxy_signals=True):
+        """Attached: wait for the exit, clean up here (unless a restart policy applies; then
+        the monitor does) and return the exit code."""
+        rec = self.rec
+        tty_old = None
+        old_handlers = {}
+        sock = self.sock
+        if rec.config["Config"].get("Tty") and os.isatty(0):
+            import termios
+            import tty
+            tty_old = termios.tcgetattr(0)
+            tty.setraw(0)
+
+        def on_winch(_s, _f):
+            try:
+                sock.send(b"w")
+            except OSError:
+                pass
+
+        def forward(signum, _f):
+            try:
+                kill(rec, signum)
+            except HullError:
+                pass
+        try:
+            old_handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, on_winch)
+            if proxy_signals:
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+                    old_handlers[s] = signal.signal(s, forward)
+            buf = b""
+            while not buf.endswith(b"\n"):
+                try:
+                    chunk = sock.recv(64)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    break
+                buf += chunk
+        finally:
+            for s, h in old_handlers.items():
+                signal.signal(s, h)
+            if tty_old is not None:
+                import termios
+                termios.tcsetattr(0, termios.TCSADRAIN, tty_old)
+        text = buf.decode().strip()
+        if not text.startswith("exit "):
+            sock.close()
+            rec.refresh()
+            return rec.state.get("ExitCode", 255)
+        code = int(text.split()[1])
+        if _restart_policy_applies(rec, code):
+            sock.sendall(b"cleanup\n")
+            sock.close()
+            return code
+        try:
+            cleanup(rec.id, code)
+        finally:
+            try:
+                sock.sendall(b"done\n")
+            except OSError:
+                pass
+            sock.close()
+        return code
+
+
+def start(rec, attach=None):
+    """Start `rec` under a new monitor. Returns a Session (wait() on it when attached)."""
+    from hull.engine import bundle
+    from hull.image import snapshot
+    from hull.runtime import lifecycle as rt
+    rt_root = records.runtime_root()
+    with rec.locked():
+        rec.refresh()
+        if rec.status in ("running", "paused", "restarting") and rec.monitor_alive():
+            raise Conflict(f"container {rec.name} is already running")
+        if rec.status == "removing":
+            raise Conflict(f"container {rec.name} is being removed")
+        if rec.state.get("Stale"):
+            _cleanup_runtime(rec)
+        try:
+            os.unlink(rec.path("exit.json"))
+        except FileNotFoundError:
+            pass
+        rootfs = snapshot.prepare(_image_of(rec), rec.dir, owner=rec.id)
+        size = None
+        if attach and attach.tty and os.isatty(0):
+            try:
+                sz = os.get_terminal_size(0)
+                size = (sz.lines, sz.columns)
+            except OSError:
+                pass
+        try:
+            spec = bundle.build_spec(rec, rootfs, console_size=size)
+        except BaseException:
+            snapshot.unmount(rec.dir)
+            raise
+        os.makedirs(rec.bundle, exist_ok=True)
+        records.atomic_write_json(os.path.join(rec.bundle, "config.json"), spec)
+        rec.save_config()
+        try:
+            rt.delete(rt_root, rec.id, force=True)  # leftovers of an earlier run
+        except HullError:
+            pass
+        rec.state.update(Status="starting", Pid=0, MonitorPid=0, Error="", Stale=False)
+        rec.save_state()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        try:
+            _spawn_monitor(rec, theirs, attach)
+        finally:
+            os._exit(1)
+    theirs.close()
+    os.waitpid(pid, 0)
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = ours.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    try:
+        msg = json.loads(buf.decode() or "{}")
+    except ValueError:
+        msg = {}
+    if "pid" not in msg:
+        ours.close()
+        err = msg.get("error") or "the container's monitor died while starting it"
+        exc = classify_start_error(err)
+        with rec.locked():
+            rec.reload()
+            if os.path.isdir(rec.dir):
+                rec.state.update(Status="created" if not rec.state.get("StartedAt") else "exited",
+                                 ExitCode=exc.exit_code, Error=err, Pid=0, MonitorPid=0)
+                rec.save_state()
+                try:
+                    snapshot.unmount(rec.dir)
+                except HullError:
+                    pass
+        raise exc
+    rec.reload()
+    if not attach:
+        ours.close()
+        return Session(rec, None, False)
+    return Session(rec, ours, True)
+
+
+def _spawn_monitor(rec, sock, attach):
+    """In the forked child: detach, become M, create + start the container, exec the monitor."""
+    os.setsid()
+    if os.fork() != 0:
+        os._exit(0)
+    try:
+        _monitor_body(rec, sock, attach)
+    except BaseException as e:  # noqa: BLE001 - reported to the hull process
+        msg = str(e) or e.__class__.__name__
+        try:
+            sock.sendall((json.dumps({"error": msg}) + "\n").encode())
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def _monitor_body(rec, sock, attach):
+    from hull.kernel import system
+    from hull.runtime import lifecycle as rt
+    rt_root = records.runtime_root()
+    system.set_child_subreaper()
+    cfg, host = rec.config["Config"], rec.config["HostConfig"]
+    tty = bool(cfg.get("Tty"))
+    interactive = bool(cfg.get("OpenStdin"))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    sink_in = sink_out = sink_err = -1
+    if attach:
+        if attach.stdin:
+            sink_in = os.dup(0)
+        sink_out = os.dup(1)
+        sink_err = os.dup(2) if not tty else -1
+    opts = rt.Options(keep=True)
+    out_r = err_r = in_w = -1
+    console_pair = None
+    if tty:
+        console_pair = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        opts["console_fd"] = console_pair[1].fileno()
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if interactive:
+            in_r, in_w = os.pipe()
+        else:
+            in_r = os.dup(devnull)
+        os.dup2(in_r, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    c = rt.create(rt_root, rec.id, rec.bundle, opts)
+    master = -1
+    if tty:
+        from hull.runtime import console
+        console_pair[1].close()
+        master = console.recv_master(console_pair[0])
+        console_pair[0].close()
+        out_r = master
+        in_w = os.dup(master) if interactive else -1
+    try:
+        rt.start(rt_root, rec.id)
+    except BaseException:
+        rt.delete(rt_root, rec.id, force=True)
+        raise
+    pid = c.pid
+    me = os.getpid()
+    with rec.locked():
+        rec.reload()
+        count = rec.state.get("RestartCount", 0)
+        rec.state.update(Status="running", Running=True, Paused=False, Restarting=False, Pid=pid,
+                         PidStart=records.proc_start_time(pid), MonitorPid=me,
+                         MonitorStart=records.proc_start_time(me), StartedAt=records.now(),
+                         FinishedAt="0001-01-01T00:00:00Z", ExitCode=0, OOMKilled=False, Error="",
+                         RestartCount=count, StoppedByUser=False, Stale=False)
+        rec.save_state()
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    from hull.engine.bundle import parse_size
+    logcfg = host.get("LogConfig", {}).get("Config", {})
+    args = {
+        "id": rec.id, "dir": rec.dir, "pid": pid, "tty": tty,
+        "out": out_r, "err": err_r, "in": in_w,
+        "sink_in": sink_in, "sink_out": sink_out, "sink_err": sink_err,
+        "ctl": sock.fileno() if attach else -1,
+        "log": rec.log_path, "max_size": parse_size(logcfg.get("max-size", "10m"), "max-size"),
+        "max_file": int(logcfg.get("max-file", "1")),
+        "python": sys.executable,
+        "cleanup": [sys.executable, "-c", "import sys; from hull.engine.lifecycle import cleanup_main; "
+                    "cleanup_main(sys.argv[1:])", rec.id],
+    }
+    keep = {fd for fd in (out_r, err_r, in_w, sink_in, sink_out, sink_err, args["ctl"]) if fd >= 0}
+    for fd in keep:
+        os.set_inheritable(fd, True)
+    sock.sendall((json.dumps({"pid": pid}) + "\n").encode())
+    if not attach:
+        sock.close()
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd not in keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass
+    os.execv(sys.executable, [sys.executable, "-S", "-B", MONITOR, json.dumps(args)])
+
+
+# ------------------------------------------------------------------------------ exit
+def _restart_policy_applies(rec, code):
+    rec.reload()
+    pol = rec.config["HostConfig"].get("RestartPolicy") or {}
+    name = pol.get("Name", "no")
+    if name == "no" or rec.state.get("StoppedByUser"):
+        return False
+    if name == "on-failure":
+        if code == 0:
+            return False
+        n = pol.get("MaximumRetryCount", 0)
+        return not n or rec.state.get("RestartCount", 0) < n
+    return name in ("always", "unless-stopped")
+
+
+def _cleanup_runtime(rec):
+    """Delete the runtime state and the cgroup (killing what is left). Returns OOMKilled."""
+    from hull import cgroups
+    from hull.runtime import lifecycle as rt
+    oom = False
+    mgr = cgroups.manager(rec.cgroup_path)
+    try:
+        if mgr.exists():
+            oom = mgr.oom_killed()
+    except (HullError, OSError):
+        pass
+    try:
+        rt.delete(records.runtime_root(), rec.id, force=True)
+    except HullError:
+        pass
+    try:
+        if mgr.exists():
+            try:
+                mgr.kill_all(signal.SIGKILL)
+            except HullError:
+                pass
+            for _ in range(100):
+                if not mgr.pids():
+                    break
+                time.sleep(0.02)
+            mgr.destroy()
+    except (HullError, OSError):
+        pass
+    return oom
+
+
+def cleanup(cid, code=None):
+    """After the container's init exited: record exit and OOM, free the runtime state, cgroup
+    and mount, then --rm or --restart. Idempotent; serialized by the record lock."""
+    from hull.image import snapshot
+    try:
+        rec = Record.load(cid)
+    except NotFound:
+        return None
+    restart = False
+    with rec.locked():
+        if not os.path.isdir(rec.dir):
+            return None
+        rec.reload()
+        ex = rec.exit_info()
+        if ex is None and code is None and rec.status not in ("running", "paused", "starting", "restarting"):
+            return rec  # already cleaned up
+        if code is None:
+            code = ex.get("ExitCode", 255) if ex else 255
+        oom = _cleanup_runtime(rec)
+        restart = _restart_policy_applies(rec, code)
+        finished = (ex or {}).get("FinishedAt") or records.now()
+        if restart:
+            rec.state.update(Status="restarting", Running=True, Restarting=True, Pid=0, ExitCode=code,
+                             OOMKilled=oom, FinishedAt=finished,
+                             RestartCount=rec.state.get("RestartCount", 0) + 1)
+            rec.save_state()
+        else:
+            try:
+                snapshot.unmount(rec.dir)
+            except HullError:
+                pass
+            if rec.config["HostConfig"].get("AutoRemove"):
+                _remove_all(rec)
+                return None
+            rec.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
+                             ExitCode=code, OOMKilled=oom, FinishedAt=finished, Stale=False)
+            rec.save_state()
+        try:
+            os.unlink(rec.path("exit.json"))
+        except FileNotFoundError:
+            pass
+    if restart:
+        n = rec.state["RestartCount"]
+        time.sleep(min(0.1 * (2 ** (n - 1)), 5))
+        rec.reload()
+        if rec.status == "restarting" and not rec.state.get("StoppedByUser"):
+            try:
+                start(rec)
+            except HullError as e:
+                rec.update_state(Status="exited", Running=False, Restarting=False, Error=str(e))
+    return rec
+
+
+def cleanup_main(argv):
+    """Entry of the process the monitor execs into after the exit."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.open(os.devnull, os.O_RDWR)
+    try:
+        cleanup(argv[0])
+    except Exception as e:  # noqa: BLE001 - nobody is attached; keep it in the record
+        try:
+            records.Record.load(argv[0]).update_state(Error=f"cleanup failed: {e}")
+        except Exception:  # noqa: BLE001
+            pass
+        sys.exit(1)
+
+
+# ------------------------------------------------------------------------------ signals
+def kill(rec, sig=signal.SIGKILL):
+    from hull.runtime import lifecycle as rt
+    rec.refresh()
+    if rec.status not in ("running", "paused"):
+        raise Conflict(f"Cannot kill container: {rec.id}: container {rec.id} is not running")
+    try:
+        rt.kill(records.runtime_root(), rec.id, sig)
+    except NotFound:
+        raise Conflict(f"Cannot kill container: {rec.id}: container {rec.id} is not running") from None
+    except HullError as e:
+        if "not running" in str(e):
+            raise Conflict(f"Cannot kill container: {rec.id}: container {rec.id} is not running") from None
+        raise
+    if sig == signal.SIGKILL and rec.status == "paused":
+        unpause(rec)
+
+
+def wait_monitor(rec, timeout=None):
+    """Wait until the monitor (and the cleanup it execs into) is gone. False on timeout."""
+    from hull.runtime.lifecycle import wait_exit
+    pid, st = rec.state.get("MonitorPid"), rec.state.get("MonitorStart")
+    if not pid or not records.process_alive(pid, st):
+        return True
+    return wait_exit(pid, None, timeout=timeout)
+
+
+def wait(rec):
+    """Block until the container is not running; returns the exit code (`hull wait`)."""
+    while True:
+        rec.refresh()
+        if rec.status in ("running", "paused", "restarting", "starting"):
+            if rec.monitor_alive():
+                wait_monitor(rec)
+                continue
+            if rec.status == "restarting" or rec.status == "starting":
+                time.sleep(0.05)
+                continue
+            if rec.init_alive():  # no monitor: poll the init
+                from hull.runtime.lifecycle import wait_exit
+                wait_exit(rec.state["Pid"], rec.state.get("PidStart"))
+            continue
+        return rec.state.get("ExitCode", 0)
+
+
+def stop(rec, timeout=None):
+    from hull.runtime.lifecycle import parse_signal
+    rec.refresh()
+    if rec.status not in ("running", "paused", "restarting"):
+        return False
+    rec.update_state(StoppedByUser=True)
+    rec.refresh()
+    if timeout is None:
+        timeout = rec.config["Config"].get("StopTimeout", 10)
+    sig = parse_signal(rec.config["Config"].get("StopSignal") or "SIGTERM")
+    if rec.status == "paused":
+        unpause(rec)
+    if rec.status == "running":
+        try:
+            kill(rec, sig)
+        except Conflict:
+            pass
+        from hull.runtime.lifecycle import wait_exit
+        if rec.state.get("Pid") and not wait_exit(rec.state["Pid"], rec.state.get("PidStart"), timeout=timeout):
+            try:
+                kill(rec, signal.SIGKILL)
+            except Conflict:
+                pass
+    if not wait_monitor(rec, timeout=30):
+        raise HullError(f"container {rec.name}: the monitor did not finish after the stop")
+    rec.refresh()
+    if rec.state.get("Stale") or rec.status in ("running", "restarting", "starting"):
+        recover(rec)
+    return True
+
+
+def recover(rec):
+    """The monitor is gone: finish its job (cleanup) so the record tells the truth."""
+    if rec.init_alive():
+        from hull.runtime import lifecycle as rt
+        try:
+            rt.kill(records.runtime_root(), rec.id, signal.SIGKILL)
+        except HullError:
+            pass
+    cleanup(rec.id, code=rec.exit_info().get("ExitCode") if rec.exit_info() else 255)
+
+
+def remove(rec, force=False, volumes=False):
+    rec.refresh()
+    if rec.status in ("running", "paused", "restarting", "starting") and not (
+            rec.state.get("Stale") or not force and False):
+        if not force:
+            raise Conflict(f"You cannot remove a {rec.status} container {rec.id}. Stop the "
+                           "container before attempting removal or force remove")
+        rec.update_state(StoppedByUser=True)
+        rec.refresh()
+        if rec.status == "paused":
+            unpause(rec)
+        if rec.init_alive():
+            try:
+                kill(rec, signal.SIGKILL)
+            except Conflict:
+                pass
+        wait_monitor(rec, timeout=30)
+    with rec.locked():
+        if not os.path.isdir(rec.dir):
+            return  # the monitor's --rm got there first
+        rec.reload()
+        _remove_all(rec, volumes=volumes)
+
+
+def _remove_all(rec, volumes=False):
+    """Runtime state, cgroup, snapshot, anonymous volumes, the record. Under the lock."""
+    import shutil
+    from hull.image import snapshot
+    _cleanup_runtime(rec)
+    try:
+        snapshot.remove(rec.dir)
+    except FileNotFoundError:
+        pass
+    for name in (rec.config.get("AnonymousVolumes") or {}).values():
+        shutil.rmtree(os.path.join(records.volumes_dir(), name), ignore_errors=True)
+    rec.remove_files()
+
+
+# ------------------------------------------------------------------------------ pause
+def _rt_container(rec):
+    from hull.runtime.state import Container
+    return Container.load(records.runtime_root(), rec.id)
+
+
+def pause(rec):
+    from hull import cgroups
+    rec.refresh()
+    if rec.status == "paused":
+        raise Conflict(f"Container {rec.id} is already paused")
+    if rec.status != "running":
+        raise Conflict(f"Container {rec.id} is not running")
+    c = _rt_container(rec).lock()
+    try:
+        cgroups.manager(rec.cgroup_path).freeze()
+        c.data["paused"] = True
+        c.save()
+    finally:
+        c.unlock()
+    rec.update_state(Status="paused", Paused=True)
+
+
+def unpause(rec):
+    from hull import cgroups
+    rec.refresh()
+    if rec.status != "paused":
+        raise Conflict(f"Container {rec.id} is not paused")
+    c = _rt_container(rec).lock()
+    try:
+        cgroups.manager(rec.cgroup_path).thaw()
+        c.data["paused"] = False
+        c.save()
+    finally:
+        c.unlock()
+    rec.update_state(Status="running", Paused=False)
+
+
+def update(rec, **flags):
+    """Live resource update (`hull update`): cgroup now, HostConfig for the next start."""
+    from hull import cgroups
+    from hull.engine import bundle
+    host = rec.config["HostConfig"]
+    changes = {}
+    if flags.get("memory") is not None:
+        changes["Memory"] = bundle.parse_size(flags["memory"], "--memory")
+    if flags.get("memory_swap") is not None:
+        s = flags["memory_swap"]
+        changes["MemorySwap"] = -1 if str(s) == "-1" else bundle.parse_size(s, "--memory-swap")
+    if flags.get("cpus") is not None:
+        changes["NanoCpus"] = bundle.parse_cpus(flags["cpus"])
+    if flags.get("cpu_shares") is not None:
+        changes["CpuShares"] = int(flags["cpu_shares"])
+    if flags.get("pids_limit") is not None:
+        changes["PidsLimit"] = int(flags["pids_limit"])
+    if flags.get("cpuset_cpus") is not None:
+        changes["CpusetCpus"] = flags["cpuset_cpus"]
+    if flags.get("restart") is not None:
+        changes["RestartPolicy"] = bundle.parse_restart(flags["restart"])
+    merged = dict(host, **changes)
+    res = bundle._resources(merged)
+    res.pop("devices", None)
+    rec.refresh()
+    if rec.status in ("running", "paused") and res:
+        cgroups.validate(res)
+        cgroups.manager(rec.cgroup_path).set(res)
+    with rec.locked():
+        rec.config["HostConfig"] = merged
+        rec.save_config()

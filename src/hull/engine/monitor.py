@@ -1,0 +1,277 @@
+"""The per-container monitor (hull's conmon): a small long-lived process, one per container.
+
+It is exec'd as `python -S -B monitor.py ARGS-JSON` by the (double-forked) process that
+created and started the container, so it is the container init's parent (a child subreaper
+keeps that across the exec). It imports only the standard library's smallest modules — never
+hull, click or rich — to stay at a few MiB.
+
+What it does:
+- owns the container's stdio: reads stdout/stderr pipes (or the pty master) and writes the
+  json-file log ({"log","stream","time"} lines, rotated at max-size, max-file files kept);
+- copies them to the attached `hull run` (its inherited stdout/stderr) while it lives, and the
+  attached stdin to the container's; a control socket to `hull run` carries resize requests
+  ("w"), and its EOF means the client is gone (then the monitor drops the attached fds);
+- waits for the init's exit (pidfd), writes exit.json {ExitCode, FinishedAt} atomically;
+- then tells the attached client "exit N"; if the client answers "done" it has cleaned up;
+  otherwise the monitor execs the engine's cleanup (`hull.engine.lifecycle.cleanup_main`),
+  which records OOM, deletes the runtime state and cgroup, applies --restart and --rm.
+"""
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+
+_ZERO = 0
+
+
+def _now():
+    ns = time.time_ns()
+    s, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % frac
+
+
+class Log:
+    """json-file writer with size rotation (ctr.log, ctr.log.1, ... up to max_file files)."""
+
+    def __init__(self, path, max_size, max_file):
+        self.path, self.max_size, self.max_file = path, max_size, max_file
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream, data):
+        buf = self.partial[stream] + data
+        lines = buf.split(b"\n")
+        self.partial[stream] = lines.pop()
+        if len(self.partial[stream]) > 16384:  # Docker splits long lines at 16K
+            lines.append(self.partial[stream])
+            self.partial[stream] = b""
+            tail_nl = False
+        else:
+            tail_nl = True
+        out = []
+        for i, line in enumerate(lines):
+            nl = "\n" if (tail_nl or i < len(lines) - 1) else ""
+            text = line.decode("utf-8", "replace") + nl
+            out.append(json.dumps({"log": text, "stream": stream, "time": _now()}) + "\n")
+        if out:
+            self._emit("".join(out).encode())
+
+    def flush(self):
+        for stream in ("stdout", "stderr"):
+            if self.partial[stream]:
+                text = self.partial[stream].decode("utf-8", "replace")
+                self.partial[stream] = b""
+                self._emit((json.dumps({"log": text, "stream": stream, "time": _now()}) + "\n").encode())
+
+    def _emit(self, data):
+        if self.max_size and self.size + len(data) > self.max_size and self.size > 0:
+            self._rotate()
+        try:
+            os.write(self.fd, data)
+            self.size += len(data)
+        except OSError:
+            pass
+
+    def _rotate(self):
+        os.close(self.fd)
+        if self.max_file > 1:
+            for i in range(self.max_file - 1, 0, -1):
+                src = self.path if i == 1 else f"{self.path}.{i - 1}"
+                try:
+                    os.rename(src, f"{self.path}.{i}")
+                except FileNotFoundError:
+                    pass
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        else:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = 0
+
+
+def _write_all(fd, data):
+    while data:
+        n = os.write(fd, data)
+        data = data[n:]
+
+
+def _close(fd):
+    if fd is not None and fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _resize(src, dst):
+    import fcntl
+    import termios
+    try:
+        ws = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, ws)
+    except OSError:
+        pass
+
+
+def main(argv):
+    a = json.loads(argv[1])
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    pid = a["pid"]
+    log = Log(a["log"], a.get("max_size", 0), a.get("max_file", 1))
+    tty = a.get("tty", False)
+    streams = {}  # fd -> stream name
+    if a["out"] >= 0:
+        streams[a["out"]] = "stdout"
+    if a.get("err", -1) >= 0:
+        streams[a["err"]] = "stderr"
+    cin = a.get("in", -1)
+    sink_in, sink_out, sink_err = a.get("sink_in", -1), a.get("sink_out", -1), a.get("sink_err", -1)
+    ctl = a.get("ctl", -1)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    if sink_in >= 0 and cin >= 0:
+        poller.register(sink_in, select.POLLIN)
+    if ctl >= 0:
+        poller.register(ctl, select.POLLIN)
+        if tty and sink_in >= 0:
+            _resize(sink_in, a["out"])
+    poller.register(pidfd, select.POLLIN)
+
+    def drop_sinks():
+        nonlocal sink_in, sink_out, sink_err
+        if sink_in >= 0:
+            try:
+                poller.unregister(sink_in)
+            except KeyError:
+                pass
+        for fd in {sink_in, sink_out, sink_err}:
+            _close(fd)
+        sink_in = sink_out = sink_err = -1
+
+    def on_output(fd, nonblock=False):
+        nonlocal sink_out, sink_err
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return False
+        except OSError:  # EIO: the pty's other side is gone
+            data = b""
+        if not data:
+            poller.unregister(fd)
+            streams.pop(fd)
+            _close(fd)
+            return False
+        name = streams[fd]
+        log.write(name, data)
+        sink = sink_out if name == "stdout" else sink_err
+        if sink >= 0:
+            try:
+                _write_all(sink, data)
+            except OSError:
+                drop_sinks()
+        return True
+
+    status = None
+    while status is None:
+        try:
+            events = poller.poll()
+        except InterruptedError:
+            continue
+        for fd, ev in events:
+            if fd in streams:
+                on_output(fd)
+            elif fd == sink_in:
+                try:
+                    data = os.read(sink_in, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    try:
+                        _write_all(cin, data)
+                    except OSError:
+                        poller.unregister(sink_in)
+                        sink_in = -1  # closed with the other sinks
+                else:
+                    poller.unregister(sink_in)
+                    if tty:
+                        try:
+                            os.write(cin, b"\x04")
+                        except OSError:
+                            pass
+                    else:
+                        _close(cin)
+                        cin = -1
+                    _close(sink_in)
+                    sink_in = -1
+            elif fd == ctl:
+                try:
+                    data = os.read(ctl, 4096)
+                except OSError:
+                    data = b""
+                if not data:  # the client is gone: stop writing to its stdio
+                    poller.unregister(ctl)
+                    _close(ctl)
+                    ctl = -1
+                    drop_sinks()
+                elif b"w" in data and tty and sink_in >= 0:
+                    _resize(sink_in, a["out"])
+            elif fd == pidfd:
+                try:
+                    _, st = os.waitpid(pid, 0)
+                except ChildProcessError:
+                    st = 255 << 8
+                status = st
+                break
+    # drain what the container wrote before it died
+    for fd in list(streams):
+        os.set_blocking(fd, False)
+        while fd in streams and on_output(fd):
+            pass
+    log.flush()
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+    elif os.WIFSIGNALED(status):
+        code = 128 + os.WTERMSIG(status)
+    else:
+        code = 255
+    exit_path = os.path.join(a["dir"], "exit.json")
+    tmp = exit_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"ExitCode": code, "FinishedAt": _now(), "MonitorPid": os.getpid()}, f)
+    os.rename(tmp, exit_path)
+    drop_sinks()
+    _close(cin)
+    for fd in list(streams):
+        _close(fd)
+    while True:  # reap anything else that ended up with us
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+    if ctl >= 0:
+        try:
+            _write_all(ctl, b"exit %d\n" % code)
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = os.read(ctl, 64)
+                if not chunk:
+                    break
+                reply += chunk
+        except OSError:
+            reply = b""
+        if reply.strip() == b"done":
+            return 0
+        _close(ctl)
+    os.execv(a["python"], a["cleanup"])
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
