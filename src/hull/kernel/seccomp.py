@@ -351,11 +351,11 @@ def _build(spec):
 
 def cache_key(spec):
     """Content hash of everything that shapes the program (not flags or listener fields)."""
-    import hashlib
-    import json
+    import _sha256  # not hashlib: it loads OpenSSL, a few ms on every container start
+    from hull import jsonfast as json
     shaped = {k: spec.get(k) for k in ("defaultAction", "defaultErrnoRet", "architectures", "syscalls")}
     text = json.dumps(shaped, sort_keys=True, separators=(",", ":"))
-    h = hashlib.sha256(f"{_FORMAT}\0{libseccomp_version()}\0{os.uname().machine}\0".encode())
+    h = _sha256.sha256(f"{_FORMAT}\0{libseccomp_version()}\0{os.uname().machine}\0".encode())
     h.update(text.encode())
     return h.hexdigest()
 

@@ -42,7 +42,7 @@ class Context:
     def log_line(self, level, msg):
         if not self.log:
             return
-        import json
+        from hull import jsonfast as json
         import time
         t = time.time()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
@@ -123,10 +123,10 @@ def main(argv=None):
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
         return 3  # runc (urfave/cli) exits 3 for an unknown command
-    import importlib
     from hull.runtime.flags import FlagParser, split_trailing
     try:
-        mod = importlib.import_module(f"hull.runtime.commands.{name}")
+        __import__(f"hull.runtime.commands.{name}")
+        mod = sys.modules[f"hull.runtime.commands.{name}"]
         parser = FlagParser(f"hull-runtime {name}", COMMANDS[name])
         mod.add_arguments(parser)
         trailing = None

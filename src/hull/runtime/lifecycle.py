@@ -395,7 +395,7 @@ def run(root, cid, bundle, opts):
 
 
 def _terminal_requested(bundle):
-    import json
+    from hull import jsonfast as json
     try:
         with open(os.path.join(bundle, "config.json")) as f:
             return bool((json.load(f).get("process") or {}).get("terminal"))

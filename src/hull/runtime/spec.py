@@ -720,7 +720,7 @@ def load(bundle_dir, *, require_process=True, check_rootfs=True, warn=None):
     except OSError as e:
         _err("config.json", f"cannot read {path}: {e.strerror}")
 
-    import json
+    from hull import jsonfast as json
 
     try:
         spec = json.loads(data)

@@ -6,10 +6,10 @@ The status is derived like runc's: stored facts + whether the init process still
 
 import errno
 import fcntl
-import json
 import os
 import time
 
+from hull import jsonfast as json
 from hull.errors import Conflict, HullError, NotFound, UsageError
 from hull.kernel import pidfd
 

@@ -4,12 +4,12 @@ Each message is one packet: a JSON object {"type": NAME, ...}, optionally carryi
 An error in the child travels to the parent as ERROR{message} and is raised there.
 """
 
-import array
-import json
+import struct
 import os
 
 import _socket  # the C module: socket.py's enum set-up costs ~5 ms of start-up
 
+from hull import jsonfast as json
 from hull.errors import HullError
 
 # Child -> parent
@@ -44,7 +44,7 @@ class Channel:
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
         data = json.dumps(fields).encode()
-        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
         self.sock.sendmsg([data], anc)
 
     def recv(self, *expected, with_fds=False):
@@ -78,12 +78,13 @@ class Channel:
 def recv_with_fds(sock, size, maxfds=4):
     """recvmsg returning (data, [fds]) — what socket.recv_fds does, on a bare _socket."""
     data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
-    fds = array.array("i")
+    fds = []
     for level, kind, payload in anc:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
-    return data, list(fds)
+            n = len(payload) // 4
+            fds += struct.unpack(f"{n}i", payload[:n * 4])
+    return data, fds
 
 
 def send_with_fds(sock, data, fds):
-    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", fds))])
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])

@@ -1,8 +1,8 @@
 """hull-runtime exec [options] ID [COMMAND ARGS...] | --process process.json ID"""
 
 import copy
-import json
 
+from hull import jsonfast as json
 from hull.errors import HullError, SpecError
 from hull.runtime import lifecycle
 from hull.runtime.state import Container

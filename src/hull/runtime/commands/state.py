@@ -1,8 +1,8 @@
 """hull-runtime state ID — runc's state JSON."""
 
-import json
 import sys
 
+from hull import jsonfast as json
 from hull.runtime.state import Container
 
 
