@@ -46,7 +46,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent.parent
-HARNESS_VERSION = "1"  # bump to invalidate cached initramfs images when /init changes shape
 
 # Modules the initramfs loads (dependencies are added from each module's .modinfo).
 WANTED_MODULES = ["virtio_mmio", "virtio_console", "virtio_blk", "9pnet_virtio", "9p", "overlay"]
@@ -172,6 +171,8 @@ def _downloaded_kernel(cache: Path, allow_download: bool):
                 tree.mkdir(parents=True)
                 vmlinuz = next((x / "boot").glob("vmlinuz-*"))
                 shutil.copy2(vmlinuz, tree / "vmlinuz")
+                for cfg in (x / "boot").glob("config-*"):
+                    shutil.copy2(cfg, tree / "config")
                 (tree / "version").write_text(vmlinuz.name[len("vmlinuz-"):])
                 # keep only the modules directory (drop docs etc.)
                 mods = next((x / "lib/modules").iterdir())
@@ -231,6 +232,18 @@ def host_tsc_khz():
     return None
 
 
+def kernel_hz(vmlinuz: Path) -> int:
+    """CONFIG_HZ of the kernel (its config file sits next to it); Debian's 250 if unknown."""
+    for cfg in (vmlinuz.parent / "config", vmlinuz.parent / vmlinuz.name.replace("vmlinuz", "config")):
+        try:
+            for line in cfg.read_text().splitlines():
+                if line.startswith("CONFIG_HZ="):
+                    return int(line.split("=")[1])
+        except OSError:
+            pass
+    return 250
+
+
 # ---------------------------------------------------------------------------------------------
 # Kernel image: unpack bzImage → vmlinux (PVH-bootable ELF) once
 
@@ -284,7 +297,7 @@ def unpacked_kernel(vmlinuz: Path, cache: Path) -> Path:
         except lzma.LZMAError:
             elf = b""
     if elf and _has_pvh_note(elf):
-        tmp = out.with_suffix(".tmp")
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(elf)
         os.replace(tmp, out)
         return out
@@ -397,6 +410,8 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 fail() { echo "hull-vm init: $*" >/dev/console; poweroff -f; reboot -f; }
+mark() { read up idle </proc/uptime; echo "hull-vm: $up s $1" >/dev/console; }
+mark "init"
 while read m; do insmod "/lib/modules/$m" || fail "insmod $m failed"; done </modules.order
 mount9p() {  # tag dir opts: retry while the virtio devices are being probed
     i=0
@@ -405,6 +420,7 @@ mount9p() {  # tag dir opts: retry while the virtio devices are being probed
         sleep 0.05
     done
 }
+mark "modules loaded"
 mount9p hostroot /lower "@NINEP@,ro,cache=loose"
 mount -t tmpfs -o mode=0755 upper /upper
 mkdir -p /upper/u /upper/w
@@ -419,6 +435,7 @@ while read tag path; do
 done </job/shares
 mkdir -p /newroot/run/hull-vm
 cp /bin/busybox /job/* /newroot/run/hull-vm/
+mark "root assembled"
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
@@ -428,6 +445,8 @@ fail "switch_root failed"
 
 # Stage 2: PID 1 in the real (overlay) root. Sets up cgroup2 and the rest, runs the job.
 STAGE2 = r"""BB=/run/hull-vm/busybox
+mark() { read up idle </proc/uptime; echo "hull-vm: $up s $1" >/dev/console; }
+mark "switched root"
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 $BB mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
@@ -437,6 +456,7 @@ $BB mkdir -p /dev/pts /dev/shm /dev/mqueue
 $BB mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
 $BB mount -t tmpfs -o mode=1777 shm /dev/shm
 $BB mount -t mqueue mqueue /dev/mqueue 2>/dev/null
+mark "cgroup2 ready"
 $BB ln -sf /proc/self/fd /dev/fd
 $BB ln -sf /proc/self/fd/0 /dev/stdin
 $BB ln -sf /proc/self/fd/1 /dev/stdout
@@ -459,6 +479,7 @@ while :; do
     [ $i -gt 200 ] && { echo "hull-vm: virtio-serial ports missing" >/dev/console; $BB poweroff -f; $BB reboot -f; }
     $BB sleep 0.05
 done
+mark "ports found"
 echo "hull-vm: running job" >/dev/console
 /bin/sh /run/hull-vm/job.sh <>/dev/null >"$OUT" 2>"$ERR"
 rc=$?
@@ -469,9 +490,22 @@ $BB reboot -f
 """
 
 
+SIG_MAGIC = b"~Module signature appended~\n"
+
+
+def _unsigned(ko: bytes) -> bytes:
+    """The module without its appended signature: checking RSA signatures costs ~50 ms per
+    module under TCG. The kernel does not enforce signatures without secure boot; it only
+    notes the unsigned module (taint E)."""
+    if ko.endswith(SIG_MAGIC):
+        sig_len, = struct.unpack_from(">I", ko, len(ko) - len(SIG_MAGIC) - 4)
+        return ko[:len(ko) - len(SIG_MAGIC) - 12 - sig_len]
+    return ko
+
+
 def build_initramfs(cache: Path, busybox: Path, modules) -> Path:
     h = hashlib.sha256()
-    h.update(HARNESS_VERSION.encode() + INIT.encode() + STAGE2.encode())
+    h.update(Path(__file__).read_bytes())  # /init, stage 2 and how modules are packed
     h.update(_sha256_file(busybox).encode())
     for m in modules:
         h.update(m.name.encode() + _sha256_file(m).encode())
@@ -487,12 +521,24 @@ def build_initramfs(cache: Path, busybox: Path, modules) -> Path:
     c.file("init", INIT.replace("@NINEP@", NINEP_OPTS).encode(), 0o755)
     c.file("job/stage2", STAGE2.encode(), 0o644)
     for m in modules:
-        c.file(f"lib/modules/{m.name}", m.read_bytes())
+        c.file(f"lib/modules/{m.name}", _unsigned(m.read_bytes()))
     c.file("modules.order", "".join(m.name + "\n" for m in modules).encode())
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(c.finish())
     os.replace(tmp, out)
+    _prune(cache)
     return out
+
+
+def _prune(cache: Path, max_age=2 * 86400):
+    """Drop initramfs images and manifests nobody has used for two days."""
+    now = time.time()
+    for p in list(cache.glob("initramfs-*.cpio")) + list(cache.glob("boot-*.json")):
+        try:
+            if now - p.stat().st_atime > max_age and now - p.stat().st_mtime > max_age:
+                p.unlink()
+        except OSError:
+            pass
 
 
 def job_cpio(argv, cwd, env, shares) -> bytes:
@@ -523,7 +569,8 @@ def guest_env(extra):
 # Running
 
 def prepare(allow_download=True):
-    """Everything a boot needs: (qemu, kernel image, base initramfs). Raises Unavailable.
+    """Everything a boot needs: (qemu, kernel image, base initramfs, CONFIG_HZ). Raises
+    Unavailable.
 
     The artifacts are keyed by content; a small manifest keyed by the inputs' paths, sizes and
     mtimes (and this script's text) skips hashing and module resolution on later runs."""
@@ -539,16 +586,17 @@ def prepare(allow_download=True):
     try:
         m = json.loads(manifest.read_text())
         if os.path.exists(m["kernel"]) and os.path.exists(m["initrd"]):
-            return qemu, Path(m["kernel"]), Path(m["initrd"])
+            return qemu, Path(m["kernel"]), Path(m["initrd"]), m["hz"]
     except (OSError, ValueError, KeyError):
         pass
     kernel = unpacked_kernel(vmlinuz, cache)
     modules = module_load_order(moddir, WANTED_MODULES)
     initrd = build_initramfs(cache, busybox, modules)
-    tmp = manifest.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"kernel": str(kernel), "initrd": str(initrd)}))
+    tmp = manifest.with_suffix(f".tmp{os.getpid()}")
+    hz = kernel_hz(vmlinuz)
+    tmp.write_text(json.dumps({"kernel": str(kernel), "initrd": str(initrd), "hz": hz}))
     os.replace(tmp, manifest)
-    return qemu, kernel, initrd
+    return qemu, kernel, initrd, hz
 
 
 def availability(allow_download=True):
@@ -585,7 +633,7 @@ def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
     A boot that has not started the command after boot_timeout seconds (default 180, or
     $HULL_VM_BOOT_TIMEOUT) is killed and retried, up to boot_attempts boots in all."""
     try:
-        qemu, kernel, initrd = prepare()
+        qemu, kernel, initrd, hz = prepare()
     except Unavailable as e:
         log(f"cannot run the VM: {e}")
         return 125
@@ -596,9 +644,13 @@ def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
         boot_timeout = float(os.environ.get("HULL_VM_BOOT_TIMEOUT", 180))
     khz = host_tsc_khz()
     kargs = ["console=ttyS0", "quiet", "loglevel=4", "cgroup_no_v1=all", "panic=-1", "reboot=t",
-             "mitigations=off", "random.trust_cpu=on", "rdinit=/init", "8250.nr_uarts=1", "pci=off"]
+             "mitigations=off", "random.trust_cpu=on", "rdinit=/init", "8250.nr_uarts=1", "pci=off",
+             "cryptomgr.notests",  # crypto self-tests are slow under TCG
+             "lsm=lockdown,capability,landlock,bpf"]  # the same LSMs as this host
     if khz:
-        kargs.append(f"tsc_early_khz={khz}")
+        # the guest's own calibrations fail or hang under TCG on a loaded host (PIT
+        # calibration; TSC sync between vCPUs that run round-robin on one thread)
+        kargs += [f"tsc_early_khz={khz}", "tsc=reliable", f"lpj={khz * 1000 // hz}"]
     kargs += list(append)
     with tempfile.TemporaryDirectory(prefix="hull-vm-") as tmp:
         tmp = Path(tmp)
@@ -612,7 +664,7 @@ def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
             f.truncate(_size(scratch_size))
         cmd = [
             qemu, "-M", "microvm,x-option-roms=off,rtc=on,isa-serial=on,acpi=on",
-            "-accel", "tcg,thread=single", "-cpu", "max", "-smp", str(smp), "-m", mem,
+            "-accel", "tcg,thread=single", "-cpu", os.environ.get("HULL_VM_CPU", "max"), "-smp", str(smp), "-m", mem,
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-kernel", str(kernel), "-initrd", str(rd), "-append", " ".join(kargs),
             "-fsdev", "local,id=fsroot,path=/,security_model=passthrough,readonly=on,multidevs=remap",
