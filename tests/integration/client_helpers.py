@@ -87,6 +87,16 @@ def _rmdir(path):
             time.sleep(0.1)
 
 
+def remove_empty_run_containerd():
+    """containerd 1.6 puts shim sockets in /run/containerd/s whatever its config says; remove
+    the empty dirs left there (call only when /run/containerd did not exist before)."""
+    for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
+        try:
+            os.rmdir(dirpath)
+        except OSError:
+            pass
+
+
 def mounts_under(path):
     path = str(path).rstrip("/") + "/"
     with open("/proc/self/mountinfo") as f:

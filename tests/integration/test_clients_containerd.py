@@ -14,7 +14,8 @@ import time
 
 import pytest
 from client_helpers import (HULL_RUNTIME, CgroupParent, Daemon, busybox_image, hull, mounts_under,
-                            need, pty_session, run, short_tmpdir, state_dirs)
+                            need, pty_session, remove_empty_run_containerd, run, short_tmpdir,
+                            state_dirs)
 from image_helpers import Registry
 
 NAMESPACE = "hull-test-ctr"
@@ -99,12 +100,8 @@ def ctr(tmp_path_factory):
         registry.stop()
         mounts = mounts_under(tmp)
         still = cgroup.remove()
-        if not had_run_containerd:  # the shim's socket dir (/run/containerd/s) is fixed in 1.6
-            for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
+        if not had_run_containerd:
+            remove_empty_run_containerd()
         if not mounts:
             shutil.rmtree(tmp, ignore_errors=True)
         assert not leftover_state, f"hull-runtime state left: {leftover_state}"

@@ -13,7 +13,8 @@ import shutil
 
 import pytest
 from client_helpers import (HULL_RUNTIME, CgroupParent, Daemon, busybox_image, hull, mounts_under,
-                            need, pty_session, run, short_tmpdir, state_dirs)
+                            need, pty_session, remove_empty_run_containerd, run, short_tmpdir,
+                            state_dirs)
 
 IMAGE = "busybox:latest"
 
@@ -51,6 +52,7 @@ def docker(tmp_path_factory):
     exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else need("docker")[0]
     tmp = short_tmpdir("hull-docker-")
     cgroup = CgroupParent("docker")
+    had_run_containerd = os.path.exists("/run/containerd")
     config = {
         "runtimes": {"hull": {"path": str(HULL_RUNTIME)}},
         "exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": cgroup.path,
@@ -80,6 +82,8 @@ def docker(tmp_path_factory):
             daemon.stop()
         mounts = mounts_under(tmp)
         still = cgroup.remove()
+        if not had_run_containerd:
+            remove_empty_run_containerd()
         if not mounts:
             shutil.rmtree(tmp, ignore_errors=True)
         assert not leftover_state, f"hull-runtime state left: {leftover_state}"
