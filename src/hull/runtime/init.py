@@ -127,7 +127,8 @@ def container_init(ch, spec, opts):
 
     def before_pivot(_rootfs):
         ch.send(sync.RUN_HOOKS)
-        ch.recv(sync.HOOKS_DONE)
+        # the init's pid as the host sees it, for the state the container-side hooks read
+        opts["state"]["pid"] = ch.recv(sync.HOOKS_DONE)["pid"]
         hooks = spec.get("hooks", {}).get("createContainer")
         if hooks:
             from hull.runtime import hooks as hookrun

@@ -169,7 +169,7 @@ def create(root, cid, bundle, opts):
                     from hull.runtime import hooks as hookrun
                     hookrun.run_hooks(hooks.get("prestart") or [], hook_state, "prestart")
                     hookrun.run_hooks(hooks.get("createRuntime") or [], hook_state, "createRuntime")
-                parent_ch.send(sync.HOOKS_DONE)
+                parent_ch.send(sync.HOOKS_DONE, pid=init_pid)
             elif kind == sync.READY:
                 notify_fd = fds[0] if fds else None
                 break
