@@ -58,15 +58,11 @@ def run(rec, command, interactive=False, tty=False, detach=False, user=None, env
     except HullError as e:
         raise classify_start_error(str(e)) from None
     opts = rt.Options()
+    if detach:
+        return _run_detached(rec, proc)
     devnull = None
     saved = None
-    if detach:
-        opts["detach"] = True
-        devnull = os.open(os.devnull, os.O_RDWR)
-        saved = [os.dup(fd) for fd in (0, 1, 2)]
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-    elif not interactive and not tty:
+    if not interactive and not tty:
         devnull = os.open(os.devnull, os.O_RDONLY)
         saved = [os.dup(0)]
         os.dup2(devnull, 0)
@@ -81,3 +77,59 @@ def run(rec, command, interactive=False, tty=False, detach=False, user=None, env
                 os.close(fd)
         if devnull is not None:
             os.close(devnull)
+
+
+def _run_detached(rec, proc):
+    """exec -d: a forked keeper (a child subreaper, outside the container's cgroup) runs the
+    exec and reaps it, so its zombie never pins the cgroup (PID 1 here may reap slowly).
+    Errors before the process runs come back over a pipe."""
+    import json
+    from hull.engine.lifecycle import classify_start_error
+    from hull.runtime import lifecycle as rt
+    import select
+    import tempfile
+    tmpdir = tempfile.mkdtemp(prefix="hull-exec-")
+    pid_file = os.path.join(tmpdir, "pid")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            fd = os.open(os.devnull, os.O_RDWR)
+            for i in (0, 1, 2):
+                os.dup2(fd, i)
+            from hull.kernel import system
+            system.set_child_subreaper()
+            try:
+                rt.exec_process(records.runtime_root(), rec.id, proc, rt.Options(pid_file=pid_file))
+            except BaseException as e:  # noqa: BLE001 - reported to the caller
+                try:
+                    os.write(w, json.dumps({"error": str(e)}).encode())
+                except OSError:
+                    pass
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.waitpid(pid, 0)
+    data = b""
+    try:
+        while not os.path.exists(pid_file):  # started (the keeper stays, reaping it)
+            if select.select([r], [], [], 0.01)[0]:
+                chunk = os.read(r, 65536)
+                if not chunk:
+                    break
+                data += chunk
+    finally:
+        os.close(r)
+        import shutil
+        shutil.rmtree(tmpdir, ignore_errors=True)
+    try:
+        msg = json.loads(data or b"{}")
+    except ValueError:
+        msg = {}
+    if msg.get("error"):
+        raise classify_start_error(msg["error"])
+    return 0

@@ -179,8 +179,10 @@ def start(rec, attach=None):
                 pass
         try:
             spec = bundle.build_spec(rec, rootfs, console_size=size)
-        except BaseException:
+        except BaseException as e:
             snapshot.unmount(rec.dir)
+            if isinstance(e, HullError) and type(e) is HullError:
+                raise classify_start_error(str(e)) from None
             raise
         os.makedirs(rec.bundle, exist_ok=True)
         records.atomic_write_json(os.path.join(rec.bundle, "config.json"), spec)
