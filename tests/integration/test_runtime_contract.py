@@ -313,3 +313,21 @@ def test_seccomp_without_no_new_privs_as_non_root(runtime, tmp_path, busybox_roo
     lines = r.stdout.split("\n")
     assert lines[0] == "1000"
     assert "NoNewPrivs:\t0" in r.stdout and "Seccomp:\t2" in r.stdout
+
+
+def test_rootfs_propagation_modes(runtime, tmp_path, busybox_rootfs):
+    """linux.rootfsPropagation (CRI sets rshared for Bidirectional mounts): pivot_root refuses a
+    shared new root, so the mode is given to the container's / after pivot_root."""
+    # slave: a slave of a private mount is private, so only "not shared" can be asserted
+    want = {"shared": "shared:", "rshared": "shared:", "slave": None, "private": None,
+            "unbindable": "unbindable"}
+    for mode, tag in want.items():
+        b = make_bundle(tmp_path, busybox_rootfs, ["cat", "/proc/self/mountinfo"],
+                        lambda s: s["linux"].update(rootfsPropagation=mode))
+        out = runtime("run", "--bundle", b, unique_id()).stdout
+        root = next(line.split() for line in out.splitlines() if line.split()[4] == "/")
+        optional = root[6:root.index("-")]
+        if tag is None:
+            assert not any(o.startswith("shared:") for o in optional), (mode, root)
+        else:
+            assert any(o.startswith(tag) for o in optional), (mode, root)

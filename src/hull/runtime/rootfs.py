@@ -38,12 +38,35 @@ def prepare_root(rootfs, propagation, in_userns=False):
         hint = (" (in a user namespace the mapped root must be able to search every parent"
                 " directory)") if in_userns and os.geteuid() == 0 else ""
         raise HullError(f"rootfs {rootfs!r} is not reachable or not a directory{hint} (root.path in config.json)")
+    if propagation in ("unbindable", "runbindable"):
+        propagation = None  # rootfs could not be bound from an unbindable /: set after pivot
     flags = mounts.PROPAGATION.get(propagation or "rslave", MS_SLAVE | MS_REC)
     mounts.set_propagation("/", flags)
+    # pivot_root refuses a shared new root or a shared parent of it (as runc does: make the
+    # parent mount private; the bind below is then private too). The requested propagation
+    # is given to the container's / after pivot_root (final_propagation).
+    _parent_mount_private(os.path.realpath(rootfs))
     mounts.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
-    if propagation in ("shared", "rshared"):
-        # pivot_root refuses a shared parent; the rootfs itself may stay shared
-        mounts.set_propagation(rootfs, mounts.PROPAGATION[propagation])
+
+
+def _parent_mount_private(path):
+    best, shared = "", False
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            mp = fields[4].replace("\\040", " ")
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+                best = mp
+                shared = any(x.startswith("shared:") for x in fields[6:fields.index("-")])
+    if shared:
+        mounts.set_propagation(best, MS_PRIVATE)
+
+
+def final_propagation(propagation):
+    """linux.rootfsPropagation for the container's / (after pivot_root): shared/slave/private/
+    unbindable, recursive or not. Unset leaves / rslave."""
+    if propagation in ("shared", "rshared", "unbindable", "runbindable", "slave", "private", "rprivate"):
+        mounts.set_propagation("/", mounts.PROPAGATION[propagation])
 
 
 def mount_all(rootfs, spec_mounts, ctx):
@@ -208,3 +231,4 @@ def setup(spec, ctx, before_pivot):
             devices.setup_ptmx(rootfs)
     before_pivot(rootfs)
     pivot(rootfs, ctx.no_pivot)
+    final_propagation(linux.get("rootfsPropagation"))
