@@ -159,7 +159,8 @@ def start(rec, attach=None):
     rt_root = records.runtime_root()
     with rec.locked():
         rec.refresh()
-        if rec.status in ("running", "paused", "restarting") and rec.monitor_alive():
+        if (rec.status in ("running", "paused", "restarting") and rec.monitor_alive()
+                and rec.state.get("MonitorPid") != os.getpid()):  # a restart comes from the old monitor
             raise Conflict(f"container {rec.name} is already running")
         if rec.status == "removing":
             raise Conflict(f"container {rec.name} is being removed")
