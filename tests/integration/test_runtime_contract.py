@@ -331,3 +331,15 @@ def test_rootfs_propagation_modes(runtime, tmp_path, busybox_rootfs):
             assert not any(o.startswith("shared:") for o in optional), (mode, root)
         else:
             assert any(o.startswith(tag) for o in optional), (mode, root)
+
+
+def test_fifo_and_unbuffered_char_devices(runtime, tmp_path, busybox_rootfs):
+    """linux.devices may list fifos ("p") and "u" char devices: a fifo needs no device-cgroup
+    rule (runc adds none), "u" is a char device to the cgroup."""
+    def mutate(spec):
+        spec["linux"]["devices"] = [
+            {"path": "/dev/testfifo", "type": "p", "fileMode": 0o666, "uid": 0, "gid": 0},
+            {"path": "/dev/testu", "type": "u", "major": 1, "minor": 3, "fileMode": 0o666, "uid": 0, "gid": 0}]
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "[ -p /dev/testfifo ] && [ -c /dev/testu ] && echo ok"],
+                    mutate)
+    assert runtime("run", "--bundle", b, unique_id()).stdout.strip() == "ok"

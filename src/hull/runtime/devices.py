@@ -105,6 +105,8 @@ def cgroup_rules(resources_devices, spec_devices):
     rules = list(resources_devices or ())
     rules += [dict(r) for r in ALWAYS_ALLOWED]
     for d in spec_devices or ():
-        rules.append({"allow": True, "type": d["type"], "major": d.get("major"),
-                      "minor": d.get("minor"), "access": "rwm"})
+        if d["type"] == "p":
+            continue  # a fifo is not a device: the device cgroup has no rule for it (as runc)
+        rules.append({"allow": True, "type": "c" if d["type"] == "u" else d["type"],
+                      "major": d.get("major"), "minor": d.get("minor"), "access": "rwm"})
     return rules
