@@ -26,7 +26,7 @@ Exit codes: the command's, 124 on --timeout, 125 when the VM could not run the c
 be used here (qemu or kernel package missing; the reason is printed).
 
 Built artifacts are cached by content in ``$HULL_VM_CACHE`` (default /var/cache/hull-vm for
-root, else ~/.cache/hull-vm); a second run only boots.
+root, else ~/.cache/hull-vm); a second run only boots. More in tests/vm/README.md.
 """
 
 import argparse
@@ -687,6 +687,13 @@ def run(argv, *, cwd=None, shares=None, env=(), mem="2G", smp=2, timeout=None,
         return 125
 
 
+def _die_with_parent():
+    """In the qemu child: SIGKILL it when vmrun dies (a killed test run must not leave a VM
+    spinning on the CPU)."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9, 0, 0, 0)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def _boot(cmd, d, stdout, stderr, console, timeout, boot_timeout):
     """One boot. The command's exit code, 124/125, or None when the boot hung before the
     command started (then nothing was written to stdout/stderr and a retry is safe)."""
@@ -707,7 +714,7 @@ def _boot(cmd, d, stdout, stderr, console, timeout, boot_timeout):
     t0 = time.monotonic()
     with open(qemulog, "wb") as qlog:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
-                                pass_fds=[out_w, err_w])
+                                pass_fds=[out_w, err_w], preexec_fn=_die_with_parent)
     os.close(out_w)
     os.close(err_w)
     pumps = [threading.Thread(target=_pump, args=(out_r, stdout), daemon=True),
@@ -821,4 +828,6 @@ def main(args=None):
 
 
 if __name__ == "__main__":
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds: the VM is killed
     sys.exit(main())
