@@ -309,10 +309,23 @@ def unpacked_kernel(vmlinuz: Path, cache: Path) -> Path:
 # ---------------------------------------------------------------------------------------------
 # Modules: dependencies from .modinfo, no depmod needed
 
-def _modinfo(path: Path) -> dict:
+def _module_bytes(path: Path) -> bytes:
+    """A module's ELF bytes; .ko.xz (newer Debian kernels) is decompressed."""
     data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        data = lzma.decompress(data)
     if data[:4] != b"\x7fELF":
-        raise Unavailable(f"{path} is not an ELF module (compressed modules are not supported)")
+        raise Unavailable(f"{path} is not an ELF module (only .ko and .ko.xz are supported)")
+    return data
+
+
+def _module_name(path: Path) -> str:
+    """File name in the initramfs: always uncompressed .ko."""
+    return path.name.split(".ko")[0] + ".ko"
+
+
+def _modinfo(path: Path) -> dict:
+    data = _module_bytes(path)
     e_shoff, = struct.unpack_from("<Q", data, 0x28)
     e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", data, 0x3A)
 
@@ -340,8 +353,9 @@ def module_load_order(moddir: Path, wanted):
     modules (modules.builtin) are left out."""
     norm = lambda n: n.replace("-", "_")
     index = {}
-    for p in (moddir / "kernel").rglob("*.ko"):
-        index[norm(p.name[:-3])] = p
+    for p in (moddir / "kernel").rglob("*.ko*"):
+        if p.name.endswith((".ko", ".ko.xz")):
+            index[norm(p.name.split(".ko")[0])] = p
     builtin = set()
     bfile = moddir / "modules.builtin"
     if bfile.exists():
@@ -521,8 +535,8 @@ def build_initramfs(cache: Path, busybox: Path, modules) -> Path:
     c.file("init", INIT.replace("@NINEP@", NINEP_OPTS).encode(), 0o755)
     c.file("job/stage2", STAGE2.encode(), 0o644)
     for m in modules:
-        c.file(f"lib/modules/{m.name}", _unsigned(m.read_bytes()))
-    c.file("modules.order", "".join(m.name + "\n" for m in modules).encode())
+        c.file(f"lib/modules/{_module_name(m)}", _unsigned(_module_bytes(m)))
+    c.file("modules.order", "".join(_module_name(m) + "\n" for m in modules).encode())
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     tmp.write_bytes(c.finish())
     os.replace(tmp, out)
