@@ -362,7 +362,7 @@ def module_load_order(moddir: Path, wanted):
         builtin = {norm(Path(line.strip()).name[:-3]) for line in bfile.read_text().splitlines() if line.strip()}
     order, seen = [], set()
 
-    def visit(name, chain=()):
+    def visit(name):
         name = norm(name)
         if name in seen or name in builtin:
             return
@@ -371,7 +371,7 @@ def module_load_order(moddir: Path, wanted):
         seen.add(name)
         deps = _modinfo(index[name]).get("depends", "")
         for dep in filter(None, deps.split(",")):
-            visit(dep, chain + (name,))
+            visit(dep)
         order.append(index[name])
 
     for w in wanted:
@@ -818,6 +818,8 @@ def main(args=None):
     p.add_argument("--smp", type=int, default=2, help="guest CPUs (default 2)")
     p.add_argument("--timeout", type=float, help="kill the VM after this many seconds (exit 124)")
     p.add_argument("--console", action="store_true", help="show the kernel console on stderr")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="report boot and run times on stderr (also $HULL_VM_VERBOSE=1)")
     p.add_argument("--boot-timeout", type=float,
                    help="seconds for the VM to reach the command before the boot is retried "
                         "once (default 180, or $HULL_VM_BOOT_TIMEOUT)")
@@ -836,6 +838,8 @@ def main(args=None):
         return 0
     if not ns.command:
         p.error("no command given (put it after --)")
+    if ns.verbose:
+        os.environ["HULL_VM_VERBOSE"] = "1"
     return run(ns.command, cwd=ns.cwd, shares=ns.share, env=ns.env, mem=ns.mem, smp=ns.smp,
                timeout=ns.timeout, console=ns.console, append=ns.append,
                boot_timeout=ns.boot_timeout)
