@@ -140,3 +140,44 @@ def test_features_is_honest(runtime):
 def test_version(runtime):
     out = runtime("--version").stdout
     assert out.startswith("hull-runtime version ") and "spec: 1." in out
+
+
+def test_new_session_keyring(runtime, tmp_path, busybox_rootfs):
+    b2 = make_bundle(tmp_path, busybox_rootfs, ["sleep", "30"])
+    cid2 = unique_id()
+    runtime("run", "--detach", "--bundle", b2, cid2)
+    try:
+        with open("/proc/keys") as f:
+            assert any(f"_ses.{cid2}" in line for line in f)
+    finally:
+        runtime("delete", "--force", cid2)
+
+
+def test_run_with_terminal_and_no_console_socket(runtime, tmp_path, busybox_rootfs):
+    """runc run with terminal:true proxies its own tty to the container's pty."""
+    import pty
+    import time
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "tty; read x; echo got-$x; exit 5"], terminal=True)
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execv(str(BIN), [str(BIN), "--root", runtime.root, "run", "--bundle", str(b), unique_id()])
+    buf = b""
+    try:
+        deadline = time.monotonic() + 20
+        sent = False
+        while time.monotonic() < deadline:
+            if not sent and b"/dev/pts/0" in buf:
+                os.write(master, b"hello\r")
+                sent = True
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    assert b"/dev/pts/0" in buf and b"got-hello" in buf, buf
+    assert os.waitstatus_to_exitcode(status) == 5

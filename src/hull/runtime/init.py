@@ -117,6 +117,9 @@ def preload(spec):
 def container_init(ch, spec, opts):
     from hull.runtime import rootfs
     os.setsid()
+    if not opts.get("no_new_keyring"):
+        # its own session keyring, so the container cannot read the host's keys (runc does this)
+        system.join_session_keyring(f"_ses.{opts['state']['id']}")
     proc = spec["process"]
     linux = spec["linux"]
     preserve = opts.get("preserve_fds", 0)
