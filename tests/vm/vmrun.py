@@ -461,6 +461,7 @@ fail "switch_root failed"
 STAGE2 = r"""BB=/run/hull-vm/busybox
 mark() { read up idle </proc/uptime; echo "hull-vm: $up s $1" >/dev/console; }
 mark "switched root"
+echo -1000 >/proc/self/oom_score_adj  # a global OOM in a test must not kill PID 1 (panic)
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 $BB mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
 for c in $($BB cat /sys/fs/cgroup/cgroup.controllers); do
@@ -557,7 +558,8 @@ def _prune(cache: Path, max_age=2 * 86400):
 
 def job_cpio(argv, cwd, env, shares) -> bytes:
     """The per-run part of the initramfs (appended to the cached one): /job/{job.sh,shares,epoch}."""
-    lines = ["cd " + shlex.quote(cwd) + " || exit 125"]
+    lines = ["echo 0 >/proc/self/oom_score_adj",  # PID 1 is -1000; the job is an ordinary process
+             "cd " + shlex.quote(cwd) + " || exit 125"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in sorted(env.items())]
     lines.append("exec " + " ".join(shlex.quote(a) for a in argv))
     c = Cpio()
