@@ -112,3 +112,18 @@ def test_cgroup_namespace_root(runtime, tmp_path, busybox_rootfs):
     # in its own cgroup namespace the container sees its cgroup as "/"
     for line in out.splitlines():
         assert line.rsplit(":", 1)[1] == "/", line
+
+
+def test_without_mount_namespace_nothing_is_mounted_on_the_host(runtime, tmp_path, busybox_rootfs):
+    """No mount namespace: the container shares the host's mount table, so hull mounts nothing
+    (runc would mount /proc, /dev ... into the host's table); it only chroots into the rootfs."""
+    def mutate(spec):
+        without_ns(spec, "mount")
+    with open("/proc/self/mountinfo") as f:
+        before = f.read().count("\n")
+    b = make_bundle(tmp_path, busybox_rootfs, ["sh", "-c", "echo $$; cat /etc/hostname; ls /proc | wc -l"], mutate)
+    out = runtime("run", "--bundle", b, unique_id()).stdout.split()
+    with open("/proc/self/mountinfo") as f:
+        after = f.read().count("\n")
+    assert out[:3] == ["1", "busybox", "0"]  # PID 1, the rootfs's /etc, and no /proc mounted
+    assert after == before

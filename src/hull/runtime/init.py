@@ -43,6 +43,8 @@ class InitContext:
         self.in_userns = "user" in types
         self.new_cgroupns = "cgroup" in types and not types["cgroup"]
         self.new_netns = "network" in types and not types["network"]
+        self.own_mountns = "mount" in types and not types["mount"]
+        self.joined_mountns = bool(types.get("mount"))
         self.host_cgroups = opts.get("cgroup_hierarchies", [])
 
     def cgroup_hierarchies(self):
@@ -105,6 +107,7 @@ def preload(spec):
     import fcntl, resource, struct, termios  # noqa: E401,F401 - used lazily after pivot
     from hull.kernel import netdev  # noqa: F401
     from hull.kernel import capabilities, mounts, prctl  # noqa: F401
+    capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
     from hull.runtime import console, rootfs  # noqa: F401
     from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
     if (spec.get("annotations") or {}).get("org.hull.landlock"):
@@ -140,19 +143,30 @@ def container_init(ch, spec, opts):
     if ctx.new_netns:
         from hull.kernel import netdev
         netdev.link_up("lo")  # a new network namespace starts with lo down; runc brings it up
-    rootfs.setup(spec, ctx, before_pivot)
+    if ctx.own_mountns:
+        rootfs.setup(spec, ctx, before_pivot)
+    else:
+        # Without a mount namespace of its own the container shares the host's (or another
+        # container's) mount table: hull mounts nothing there, it only changes root.
+        before_pivot(spec["root"]["path"])
+        # the rootfs may have no /proc: keep a handle on ours to reopen the exec fifo later
+        opts["proc_fd_dir"] = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not ctx.joined_mountns:
+            os.chroot(spec["root"]["path"])
+        os.chdir("/")
     if proc.get("terminal"):
-        _setup_terminal(opts["console_fd"], proc)
+        _setup_terminal(opts["console_fd"], proc, bind_console=ctx.own_mountns)
     if spec.get("hostname"):
         system.sethostname(spec["hostname"])
     if spec.get("domainname"):
         system.setdomainname(spec["domainname"])
     for key, value in (linux.get("sysctl") or {}).items():
         system.write_sysctl(key, value)
-    rootfs.readonly_paths(linux.get("readonlyPaths"))
-    rootfs.masked_paths(linux.get("maskedPaths"))
-    if spec["root"].get("readonly"):
-        rootfs.readonly_root()
+    if ctx.own_mountns:
+        rootfs.readonly_paths(linux.get("readonlyPaths"))
+        rootfs.masked_paths(linux.get("maskedPaths"))
+        if spec["root"].get("readonly"):
+            rootfs.readonly_root()
     notify_fd = apply_process(proc, linux, spec.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
     if notify_fd is None:
@@ -160,7 +174,11 @@ def container_init(ch, spec, opts):
     ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
     ch.close()
     # wait for `start`: opening the fifo for writing blocks until start opens it for reading
-    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    if opts.get("proc_fd_dir") is not None:
+        fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts["proc_fd_dir"])
+        os.close(opts["proc_fd_dir"])
+    else:
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.write(fd, b"0")
     os.close(fd)
     os.close(fifo_fd)
@@ -178,7 +196,7 @@ def _env(proc, opts):
     return env
 
 
-def _setup_terminal(console_fd, proc):
+def _setup_terminal(console_fd, proc, bind_console=True):
     from hull.kernel import mounts
     from hull.runtime import console
     master, slave_path = console.open_pty()
@@ -186,8 +204,9 @@ def _setup_terminal(console_fd, proc):
     if size:
         console.set_size(master, size.get("height", 24), size.get("width", 80))
     slave = os.open(slave_path, os.O_RDWR | os.O_NOCTTY)
-    mounts.make_mountpoint("/dev/console", is_dir=False)
-    mounts.mount(slave_path, "/dev/console", None, mounts.MS_BIND)
+    if bind_console:
+        mounts.make_mountpoint("/dev/console", is_dir=False)
+        mounts.mount(slave_path, "/dev/console", None, mounts.MS_BIND)
     console.send_master(console_fd, master)
     os.close(master)
     os.close(console_fd)

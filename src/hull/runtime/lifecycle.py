@@ -95,8 +95,6 @@ def create(root, cid, bundle, opts):
     spec = specmod.load(bundle)
     if not spec.get("process"):
         raise HullError("config.json: process: must be set to create a container")
-    from hull.runtime.rootfs import check_mount_namespace
-    check_mount_namespace(spec)
     linux = spec.setdefault("linux", {})
     cgroup_path = cgroups.resolve_path(linux.get("cgroupsPath"), cid, systemd=bool(opts.systemd_cgroup))
     if linux.get("resources"):

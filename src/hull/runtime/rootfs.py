@@ -207,13 +207,6 @@ def readonly_root():
     remount("/", MS_RDONLY | MS_REC)
 
 
-def check_mount_namespace(spec):
-    types = {ns["type"]: ns for ns in spec.get("linux", {}).get("namespaces", ())}
-    if "mount" not in types:
-        raise SpecError("linux.namespaces", "a mount namespace is required to set up the rootfs")
-    return "path" not in types["mount"] or not types["mount"]["path"]
-
-
 def setup(spec, ctx, before_pivot):
     """The whole rootfs sequence inside the new mount namespace, up to (not incl.) the
     hostname/sysctl/readonly/masked steps that follow pivot_root."""
