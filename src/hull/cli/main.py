@@ -58,9 +58,12 @@ def main():
 
 
 def _register():
-    from hull.cli import containers, images
+    from hull.cli import containers, images, networks
     images.register(main)
     containers.register(main)
+    networks.register(main)
+    from hull.cli import build
+    build.register(main)
 
 
 _register()
