@@ -57,7 +57,16 @@ def _run_options(f):
         click.option("--pid", help="PID namespace (host|container:<id>)."),
         click.option("--ipc", help="IPC namespace (host|private|container:<id>)."),
         click.option("--uts", help="UTS namespace (host)."),
-        click.option("--network", "--net", "network", help="Network: none (default), host, container:<id>."),
+        click.option("--network", "--net", "network", help="Network: none (default), NAME, bridge (hull0), host, container:<id>."),
+        click.option("--ip", help="IPv4 address on the network (e.g. 10.90.0.7)."),
+        click.option("--mac-address", help="Container MAC address (e.g. 92:d0:c6:0a:29:33)."),
+        click.option("--network-alias", multiple=True, help="Add a network-scoped alias for the container."),
+        click.option("--dns", multiple=True, help="Set custom DNS servers."),
+        click.option("--dns-search", multiple=True, help="Set custom DNS search domains."),
+        click.option("--dns-option", multiple=True, help="Set DNS options."),
+        click.option("--add-host", multiple=True, help="Add a custom host-to-IP mapping (host:ip)."),
+        click.option("-p", "--publish", multiple=True, help="Publish a container's port(s) to the host ([ip:]hostPort:containerPort[/proto])."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish all exposed ports to random ports."),
         click.option("--cgroupns", help="Cgroup namespace (host|private)."),
         click.option("--timens", multiple=True, help="Time namespace offset (monotonic=SECS, boottime=SECS)."),
         click.option("--init", is_flag=True, help="Run an init inside the container that forwards signals and reaps processes."),
@@ -368,10 +377,38 @@ def _ps_fields(rec):
     return {
         "ID": rec.id[:12], "Image": cfg.get("ImageName", ""), "Command": "\"" + (cmd if len(cmd) <= 20 else cmd[:19] + "…") + "\"",
         "CreatedAt": cfg.get("Created", ""), "RunningFor": _ago(cfg.get("Created")) + " ago",
-        "Status": status_text(rec), "State": rec.status, "Names": rec.name, "Ports": "",
+        "Status": status_text(rec), "State": rec.status, "Names": rec.name, "Ports": _ports_text(rec),
         "Labels": ",".join(f"{k}={v}" for k, v in (cfg["Config"].get("Labels") or {}).items()),
         "Pid": rec.state.get("Pid", 0), "ExitCode": rec.state.get("ExitCode", 0),
     }
+
+
+def _ports_text(rec):
+    if rec.status not in ("running", "paused"):
+        return ""
+    from hull.network import endpoint, ports
+    return ports.ps_text(endpoint.published(rec))
+
+
+@click.command("port")
+@click.argument("container")
+@click.argument("private_port", required=False)
+def port(container, private_port):
+    """List port mappings or a specific mapping for the container."""
+    from hull.network import endpoint
+    rec = _load(container)
+    binds = endpoint.published(rec) if rec.status in ("running", "paused") else []
+    if private_port:
+        num, _, proto = private_port.partition("/")
+        proto = proto or "tcp"
+        hits = [b for b in binds if str(b["ContainerPort"]) == num and b["Protocol"] == proto]
+        if not hits:
+            raise NotFound(f"No public port '{num}/{proto}' published for {container}")
+        for b in hits:
+            click.echo(f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}")
+        return
+    for b in binds:
+        click.echo(f"{b['ContainerPort']}/{b['Protocol']} -> {b['HostIp'] or '0.0.0.0'}:{b['HostPort']}")
 
 
 def _match(rec, filters):
@@ -591,7 +628,7 @@ def ns(containers):
 
 
 COMMANDS = (run, create, start, stop, kill, restart, rm, prune, wait, rename, pause, unpause, update,
-            ps, logs, exec_, inspect, top, stats, ns)
+            ps, logs, exec_, inspect, top, stats, ns, port)
 
 
 def register(group):

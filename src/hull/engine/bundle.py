@@ -212,11 +212,8 @@ def container_config(image, opts):
         parse_signal(stop_signal)
     except HullError:
         raise UsageError(f"invalid signal: {stop_signal}") from None
-    network = o.get("network") or "none"
-    if network not in ("none", "host") and not network.startswith("container:"):
-        if network in ("bridge", "default"):
-            raise UsageError("bridge networking is not available yet: use --network none, host or container:<id>")
-        raise UsageError(f"network {network} not found")
+    from hull.network import options as netopts
+    network, net_host, net_cfg, net_endpoints = netopts.from_run_options(o, icfg)
     userns = o.get("userns") or ""
     if userns not in ("", "host", "auto", "keep-id") and not userns.startswith("auto:"):
         raise UsageError(f"invalid --userns {userns!r}: use host, auto or keep-id")
@@ -237,6 +234,7 @@ def container_config(image, opts):
         "StopTimeout": int(o["stop_timeout"]) if o.get("stop_timeout") is not None else 10,
         "Image": o.get("image_ref") or image.name or image.id,
         "Volumes": dict(icfg.get("Volumes") or {}),
+        **net_cfg,
     }
     host = {
         "Binds": binds, "Mounts": mounts, "Tmpfs": tmpfs,
@@ -251,7 +249,7 @@ def container_config(image, opts):
         "CapAdd": [_cap_name(c) for c in o.get("cap_add") or ()],
         "CapDrop": [_cap_name(c) for c in o.get("cap_drop") or ()],
         "SecurityOpt": sec, "Privileged": bool(o.get("privileged")),
-        "NetworkMode": network,
+        "NetworkMode": network, **net_host,
         "PidMode": _parse_ns_mode(o.get("pid"), "--pid", ("host",)),
         "IpcMode": _parse_ns_mode(o.get("ipc"), "--ipc", ("host", "private", "shareable", "none")),
         "UTSMode": _parse_ns_mode(o.get("uts"), "--uts", ("host",)),
@@ -266,6 +264,7 @@ def container_config(image, opts):
     return {
         "Image": image.id, "ImageDigest": image.digest, "ImageName": config["Image"],
         "Path": args[0], "Args": args[1:], "Config": config, "HostConfig": host,
+        "NetworkingConfig": {"EndpointsConfig": net_endpoints},
     }
 
 
@@ -598,6 +597,9 @@ def build_spec(rec, rootfs, console_size=None):
             continue
         if mode.startswith("container:"):
             ns.append({"type": t, "path": _namespace_path(mode, files[t], f"the {t} namespace")})
+        elif t == "network" and mode != "none":  # a bridge network: the netns CNI set up
+            from hull.network import endpoint
+            ns.append({"type": t, "path": (endpoint.load(rec) or {}).get("NetNS") or endpoint.missing(rec)})
         else:
             ns.append({"type": t})
     if host.get("TimeOffsets"):
@@ -644,7 +646,8 @@ def build_spec(rec, rootfs, console_size=None):
         mounts = [m for m in mounts if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
         mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
                        "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
-    etc = _etc_files(rec, hostname, modes["network"])
+    from hull.network import endpoint
+    etc = endpoint.etc_files(rec, hostname, modes["network"] or "none")
     for name, path in etc.items():
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": path,
                        "options": ["rbind", "rprivate"] + (["ro"] if host.get("ReadonlyRootfs") else [])})
@@ -671,30 +674,6 @@ def _host_hard_nofile():
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return min(hard if hard != resource.RLIM_INFINITY else 1048576, 1048576)
-
-
-def _etc_files(rec, hostname, network):
-    files = {}
-    p = rec.path("hostname")
-    with open(p, "w") as f:
-        f.write(hostname + "\n")
-    files["hostname"] = p
-    p = rec.path("hosts")
-    with open(p, "w") as f:
-        f.write("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-        if network != "host":
-            f.write(f"127.0.1.1\t{hostname}\n")
-    files["hosts"] = p
-    p = rec.path("resolv.conf")
-    try:
-        with open("/etc/resolv.conf") as f:
-            text = f.read()
-    except OSError:
-        text = ""
-    with open(p, "w") as f:
-        f.write(text)
-    files["resolv.conf"] = p
-    return files
 
 
 def _mount_entry(rec, b):

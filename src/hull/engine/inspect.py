@@ -43,11 +43,29 @@ def container(rec):
                                                     "WorkDir": rec.path("work")}},
         "Mounts": _mounts(rec),
         "Config": cfg.get("Config", {}),
-        "NetworkSettings": {"Networks": {cfg["HostConfig"].get("NetworkMode", "none"): {}}},
+        "NetworkSettings": _network_settings(rec, running),
         "Namespaces": namespaces(rec) if pid else [],
         "Cgroup": cgroup(rec) if running else {"Path": rec.cgroup_path},
     }
     return out
+
+
+def _network_settings(rec, running):
+    from hull.network import endpoint, ports
+    info = endpoint.load(rec) if running else None
+    nets = {}
+    for name, e in ((info or {}).get("Networks") or {}).items():
+        nets[name] = {"NetworkID": e.get("NetworkID", ""), "IPAddress": e.get("IPAddress", ""),
+                      "IPPrefixLen": e.get("IPPrefixLen", 0), "Gateway": e.get("Gateway", ""),
+                      "MacAddress": e.get("MacAddress", ""), "Aliases": e.get("Aliases") or [],
+                      "EndpointID": f"{rec.id[:12]}-{e.get('IfName', '')}"}
+    if not nets:
+        nets = {rec.config["HostConfig"].get("NetworkMode", "none"): {}}
+    first = next(iter(nets.values()))
+    return {"Networks": nets, "SandboxKey": (info or {}).get("NetNS", ""),
+            "Ports": ports.docker_ports((info or {}).get("Ports") or []),
+            "IPAddress": first.get("IPAddress", ""), "Gateway": first.get("Gateway", ""),
+            "IPPrefixLen": first.get("IPPrefixLen", 0), "MacAddress": first.get("MacAddress", "")}
 
 
 def _mounts(rec):

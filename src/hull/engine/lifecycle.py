@@ -26,6 +26,7 @@ from hull.engine import records
 from hull.engine.records import Record
 
 MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
+MONITOR_HANDOFF = 0.25  # seconds the starting process monitors before it execs the monitor
 
 
 class CannotInvoke(HullError):
@@ -179,8 +180,11 @@ def start(rec, attach=None):
             except OSError:
                 pass
         try:
+            from hull.network import endpoint
+            endpoint.setup(rec)  # bridge networks: netns + CNI ADD before the container
             spec = bundle.build_spec(rec, rootfs, console_size=size)
         except BaseException as e:
+            _teardown_network(rec)
             snapshot.unmount(rec.dir)
             if isinstance(e, HullError) and type(e) is HullError:
                 raise classify_start_error(str(e)) from None
@@ -224,6 +228,7 @@ def start(rec, attach=None):
                 rec.state.update(Status="created" if not rec.state.get("StartedAt") else "exited",
                                  ExitCode=exc.exit_code, Error=err, Pid=0, MonitorPid=0)
                 rec.save_state()
+                _teardown_network(rec)
                 try:
                     snapshot.unmount(rec.dir)
                 except HullError:
@@ -341,7 +346,13 @@ def _monitor_body(rec, sock, attach):
                 os.set_inheritable(fd, False)
             except OSError:
                 pass
-    os.execv(sys.executable, [sys.executable, "-S", "-B", MONITOR, json.dumps(args)])
+    # Monitor in-process for a moment: a short container's exit is then seen at once instead
+    # of after the small monitor's interpreter start-up; if it still runs, exec the monitor.
+    from hull.engine import monitor
+    rv = monitor.serve(args, handoff_at=time.monotonic() + MONITOR_HANDOFF)
+    if not isinstance(rv, dict):
+        os._exit(rv or 0)
+    os.execv(sys.executable, [sys.executable, "-S", "-B", MONITOR, json.dumps(rv)])
 
 
 # ------------------------------------------------------------------------------ exit
@@ -387,7 +398,20 @@ def _cleanup_runtime(rec):
             mgr.destroy()
     except (HullError, OSError):
         pass
+    _teardown_network(rec)
     return oom
+
+
+def _teardown_network(rec):
+    """CNI DEL, DNS entries, netns (the container's processes are gone by now)."""
+    from hull.network import endpoint
+    try:
+        endpoint.teardown(rec)
+    except HullError as e:
+        try:
+            rec.state["Error"] = str(e)
+        except (AttributeError, TypeError):
+            pass
 
 
 def cleanup(cid, code=None):

@@ -56,6 +56,16 @@ def memory_limit(st):
     return lim
 
 
+def _net_io(rec):
+    """rx / tx over the container's non-loopback interfaces (its netns's /proc/<pid>/net/dev)."""
+    from hull.network.endpoint import net_io
+    pid = rec.state.get("Pid")
+    io = net_io(pid) if pid and rec.config["HostConfig"].get("NetworkMode") != "host" else None
+    if io is None:
+        return _NET
+    return f"{human(io[0], False)} / {human(io[1], False)}"
+
+
 class Sampler:
     def __init__(self, recs):
         self.recs = recs
@@ -95,7 +105,7 @@ class Sampler:
                 "ID": rec.id, "Name": rec.name, "CPUPerc": f"{max(cpu, 0):.2f}%",
                 "MemUsage": f"{human(used)} / {human(limit)}",
                 "MemPerc": f"{(used / limit * 100 if limit else 0):.2f}%",
-                "NetIO": _NET, "BlockIO": f"{human(rd, False)} / {human(wr, False)}",
+                "NetIO": _net_io(rec), "BlockIO": f"{human(rd, False)} / {human(wr, False)}",
                 "PIDs": str(st["pids"]["current"]),
                 "Raw": {"cpu_total_ns": st["cpu"]["usage"]["total"], "memory_usage": st["memory"]["usage"]["usage"],
                         "memory_working_set": used, "memory_limit": limit, "pids": st["pids"]["current"],
