@@ -3,6 +3,7 @@ kernel's own files; exec, inspect (Namespaces, Cgroup), ns, stats, top."""
 
 import json
 import os
+import time
 
 from engine_helpers import cgroup_file, clean, engine, wait_for  # noqa: F401
 
@@ -111,6 +112,10 @@ def test_exec_inspect_ns_stats_top(clean):
     rows = {r.split()[2]: r.split() for r in table[1:]}
     assert int(rows["pid"][3]) == os.stat(f"/proc/{pid}/ns/pid").st_ino
     assert int(rows["pid"][4]) == os.stat("/proc/self/ns/pid").st_ino and rows["pid"][5] == "yes"
+    # exec'd processes that just exited may still be counted until they are reaped: settle first
+    deadline = time.monotonic() + 10
+    while int(cgroup_file(cid, "pids", "pids.current")) != 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     s = json.loads(clean.out("stats", "--no-stream", "--format", "json", "box"))
     assert s["Raw"]["memory_limit"] == 64 * 1024 * 1024
     assert s["Raw"]["pids"] == int(cgroup_file(cid, "pids", "pids.current")) == 2

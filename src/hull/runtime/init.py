@@ -111,6 +111,7 @@ def preload(spec):
     from hull.runtime import console, rootfs  # noqa: F401
     from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
     if (spec.get("annotations") or {}).get("org.hull.landlock"):
+        import json  # noqa: F401 - landlock.parse reads the annotation after pivot_root
         from hull.kernel import landlock  # noqa: F401
     if (spec.get("hooks") or {}).get("startContainer") or (spec.get("hooks") or {}).get("createContainer"):
         from hull.runtime import hooks  # noqa: F401
