@@ -84,8 +84,9 @@ class Attach:
 class Session:
     """A started container, seen from the `hull` process that started it."""
 
-    def __init__(self, rec, sock, attached):
+    def __init__(self, rec, sock, attached, pending=b""):
         self.rec, self.sock, self.attached = rec, sock, attached
+        self.pending = pending  # what the monitor sent after the pid line (an early "exit N")
 
     def wait(self, proxy_signals=True):
         """Attached: wait for the exit, clean up here (unless a restart policy applies; then
@@ -116,7 +117,7 @@ class Session:
             if proxy_signals:
                 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
                     old_handlers[s] = signal.signal(s, forward)
-            buf = b""
+            buf = self.pending
             while not buf.endswith(b"\n"):
                 try:
                     chunk = sock.recv(64)
@@ -209,11 +210,12 @@ def start(rec, attach=None):
     theirs.close()
     os.waitpid(pid, 0)
     buf = b""
-    while not buf.endswith(b"\n"):
+    while b"\n" not in buf:
         chunk = ours.recv(65536)
         if not chunk:
             break
         buf += chunk
+    buf, _, pending = buf.partition(b"\n")  # a short container's "exit N" may follow at once
     try:
         msg = json.loads(buf.decode() or "{}")
     except ValueError:
@@ -238,7 +240,7 @@ def start(rec, attach=None):
     if not attach:
         ours.close()
         return Session(rec, None, False)
-    return Session(rec, ours, True)
+    return Session(rec, ours, True, pending)
 
 
 def _spawn_monitor(rec, sock, attach):

@@ -17,14 +17,31 @@ What it does:
   which records OOM, deletes the runtime state and cgroup, applies --restart and --rm.
 """
 
-import json
 import os
 import select
-import signal
 import sys
 import time
 
-_ZERO = 0
+import _json
+import _signal
+
+_esc = _json.encode_basestring_ascii
+
+
+class _DecodeContext:  # for _json's scanner: `import json` would pull in re and enum (~1 MiB)
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int = float, int
+    parse_constant = None
+    memo = {}
+
+
+def _loads(text):
+    return _json.make_scanner(_DecodeContext())(text, 0)[0]
+
+
+def _dumps(obj):
+    return "".join(_json.make_encoder(None, None, _esc, None, ": ", ", ", False, False, True)(obj, 0))
 
 
 def _now():
@@ -36,11 +53,13 @@ def _now():
 class Log:
     """json-file writer with size rotation (ctr.log, ctr.log.1, ... up to max_file files)."""
 
-    def __init__(self, path, max_size, max_file):
+    def __init__(self, path, max_size, max_file, partial=None):
         self.path, self.max_size, self.max_file = path, max_size, max_file
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
         self.partial = {"stdout": b"", "stderr": b""}
+        for k, v in (partial or {}).items():  # carried over a handoff (latin-1 text)
+            self.partial[k] = v.encode("latin-1")
 
     def write(self, stream, data):
         buf = self.partial[stream] + data
@@ -56,7 +75,7 @@ class Log:
         for i, line in enumerate(lines):
             nl = "\n" if (tail_nl or i < len(lines) - 1) else ""
             text = line.decode("utf-8", "replace") + nl
-            out.append(json.dumps({"log": text, "stream": stream, "time": _now()}) + "\n")
+            out.append(_line(text, stream))
         if out:
             self._emit("".join(out).encode())
 
@@ -65,7 +84,7 @@ class Log:
             if self.partial[stream]:
                 text = self.partial[stream].decode("utf-8", "replace")
                 self.partial[stream] = b""
-                self._emit((json.dumps({"log": text, "stream": stream, "time": _now()}) + "\n").encode())
+                self._emit(_line(text, stream).encode())
 
     def _emit(self, data):
         if self.max_size and self.size + len(data) > self.max_size and self.size > 0:
@@ -89,6 +108,10 @@ class Log:
         else:
             self.fd = os.open(self.path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.size = 0
+
+
+def _line(text, stream):
+    return '{"log":%s,"stream":"%s","time":"%s"}\n' % (_esc(text), stream, _now())
 
 
 def _write_all(fd, data):
@@ -116,12 +139,20 @@ def _resize(src, dst):
 
 
 def main(argv):
-    a = json.loads(argv[1])
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return serve(_loads(argv[1]))
+
+
+def serve(a, handoff_at=None):
+    """Monitor the container described by `a` until it exits and the exit is handed on.
+    With `handoff_at` (a time.monotonic() deadline), called in-process by the engine so that a
+    short container's exit is seen without waiting for this script's interpreter to start:
+    if the container still runs at the deadline, return the arguments (fds, partial log lines)
+    for the exec'd monitor to carry on with."""
+    _signal.signal(_signal.SIGPIPE, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGINT, _signal.SIG_IGN)
+    _signal.signal(_signal.SIGHUP, _signal.SIG_IGN)
     pid = a["pid"]
-    log = Log(a["log"], a.get("max_size", 0), a.get("max_file", 1))
+    log = Log(a["log"], a.get("max_size", 0), a.get("max_file", 1), a.get("partial"))
     tty = a.get("tty", False)
     streams = {}  # fd -> stream name
     if a["out"] >= 0:
@@ -179,10 +210,21 @@ def main(argv):
 
     status = None
     while status is None:
+        timeout = None
+        if handoff_at is not None:
+            timeout = max(0, int((handoff_at - time.monotonic()) * 1000))
         try:
-            events = poller.poll()
+            events = poller.poll(timeout)
         except InterruptedError:
             continue
+        if not events and handoff_at is not None and time.monotonic() >= handoff_at:
+            os.close(pidfd)
+            os.close(log.fd)
+            out = [fd for fd, name in streams.items() if name == "stdout"]
+            err = [fd for fd, name in streams.items() if name == "stderr"]
+            return dict(a, out=out[0] if out else -1, err=err[0] if err else -1, **{"in": cin},
+                        sink_in=sink_in, sink_out=sink_out, sink_err=sink_err, ctl=ctl,
+                        partial={k: v.decode("latin-1") for k, v in log.partial.items()})
         for fd, ev in events:
             if fd in streams:
                 on_output(fd)
@@ -243,7 +285,7 @@ def main(argv):
     exit_path = os.path.join(a["dir"], "exit.json")
     tmp = exit_path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"ExitCode": code, "FinishedAt": _now(), "MonitorPid": os.getpid()}, f)
+        f.write(_dumps({"ExitCode": code, "FinishedAt": _now(), "MonitorPid": os.getpid()}))
     os.rename(tmp, exit_path)
     drop_sinks()
     _close(cin)

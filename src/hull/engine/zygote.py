@@ -1,0 +1,282 @@
+"""The engine's zygote: a pre-forked, pre-imported `hull` that starts commands without paying
+interpreter start-up and imports (DESIGN.md, Speed).
+
+    python -m hull.engine.zygote HULL_ROOT        (started on demand by hull.cli.fast)
+
+It imports the CLI (click) and everything `hull run` needs once, then listens on
+$HULL_ROOT/run/zygote.sock (mode 0600 in a 0700 directory; a peer with another uid is refused,
+SO_PEERCRED). Per connection it forks a *worker*, which is the `hull` process for that command:
+
+    client -> worker   4-byte length + JSON {argv, env, cwd, umask}, the client's fds 0,1,2 as
+                       SCM_RIGHTS on the first byte; then lines "sig N" (signals the client got)
+    worker -> client   "exit N" when the command is done (stdout/stderr flushed before)
+
+The worker takes the client's stdio, cwd, environment and umask, and runs hull.cli.main. If
+the client goes away (killed) the worker SIGKILLs itself, as `hull` itself would have died.
+
+The zygote serves only as long as its code is current: before each fork it compares the
+mtimes of the hull modules it loaded with what it loaded; if one changed it answers "stale"
+(the client runs the command itself) and exits. It also exits when its socket is gone or
+replaced ($HULL_ROOT removed, as tests do) or after HULL_ZYGOTE_IDLE seconds (default 600)
+without a request.
+"""
+
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+PRELOAD = (
+    "hull.cli.main", "hull.cli.containers", "hull.engine.lifecycle", "hull.engine.bundle",
+    "hull.engine.records", "hull.engine.exec", "hull.engine.logs", "hull.engine.inspect",
+    "hull.engine.namespaces", "hull.engine.attach", "hull.engine.monitor",
+    "hull.image.store", "hull.image.snapshot", "hull.image.reference",
+    "hull.runtime.lifecycle", "hull.runtime.rootfs", "hull.runtime.init", "hull.runtime.spec",
+    "hull.runtime.spec_default", "hull.runtime.console", "hull.runtime.state",
+    "hull.cgroups", "hull.cgroups.fs", "hull.kernel.seccomp", "hull.kernel.capabilities",
+    "hull.kernel.system", "hull.kernel.mounts", "hull.kernel.namespaces",
+    "termios", "tty", "fcntl", "calendar", "shutil", "io", "threading",
+)
+
+
+def socket_path(root):
+    return os.path.join(root, "run", "zygote.sock")
+
+
+def _preload():
+    import importlib
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a module another change removed: serve without it
+            pass
+
+
+def _hull_files():
+    base = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = {}
+    for m in list(sys.modules.values()):
+        f = getattr(m, "__file__", None)
+        if f and f.startswith(base):
+            try:
+                out[f] = os.stat(f).st_mtime_ns
+            except OSError:
+                pass
+    return out
+
+
+def _stale(files):
+    for f, mtime in files.items():
+        try:
+            if os.stat(f).st_mtime_ns != mtime:
+                return True
+        except OSError:
+            return True
+    return False
+
+
+def serve(root):
+    import fcntl
+    rundir = os.path.join(root, "run")
+    os.makedirs(rundir, mode=0o700, exist_ok=True)
+    lockfd = os.open(os.path.join(rundir, "zygote.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + 2  # a stale zygote may still be on its way out
+    while True:
+        try:
+            fcntl.flock(lockfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return 0  # another zygote serves this root
+            time.sleep(0.05)
+    _preload()
+    files = _hull_files()
+    path = socket_path(root)
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    tmp = f"{path}.{os.getpid()}"
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    lsock.bind(tmp)
+    os.chmod(tmp, 0o600)
+    lsock.listen(128)
+    os.rename(tmp, path)
+    ino = os.stat(path).st_ino
+    idle = float(os.environ.get("HULL_ZYGOTE_IDLE") or 600)
+    lsock.settimeout(2.0)
+    last = time.monotonic()
+    try:
+        while True:
+            try:
+                conn, _ = lsock.accept()
+            except socket.timeout:
+                _reap()
+                try:
+                    gone = os.stat(path).st_ino != ino
+                except OSError:
+                    gone = True
+                if gone or time.monotonic() - last > idle:
+                    return 0
+                continue
+            _reap()
+            last = time.monotonic()
+            conn.setblocking(True)
+            _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+            if uid != os.getuid():
+                conn.close()
+                continue
+            if _stale(files):
+                try:
+                    conn.sendall(b"stale\n")
+                finally:
+                    conn.close()
+                return 0
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    lsock.close()
+                    os.close(lockfd)
+                    code = _worker(conn)
+                finally:
+                    os._exit(code)
+            conn.close()
+    finally:
+        try:
+            if os.stat(path).st_ino == ino:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
+def _reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _recv_request(conn):
+    import array
+    fds = array.array("i")
+    data = b""
+    msg, anc, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+    for level, kind, cdata in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
+    data = msg
+    if len(data) < 4:
+        raise OSError("short request")
+    n = int.from_bytes(data[:4], "little")
+    while len(data) < n + 4:
+        chunk = conn.recv(max(65536, n + 4 - len(data)))
+        if not chunk:
+            raise OSError("short request")
+        data += chunk
+    from hull import jsonfast
+    return jsonfast.loads(data[4:4 + n]), list(fds)
+
+
+def _reopen_stdio():
+    import io
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        tty = os.isatty(fd)
+        raw = io.FileIO(fd, "r" if fd == 0 else "w", closefd=False)
+        buf = io.BufferedReader(raw) if fd == 0 else io.BufferedWriter(raw)
+        f = io.TextIOWrapper(buf, encoding="utf-8", errors="backslashreplace" if fd == 2 else "strict",
+                             line_buffering=tty or fd == 2, write_through=fd == 2)
+        setattr(sys, name, f)
+        setattr(sys, f"__{name}__", f)
+
+
+def _control(conn):
+    """The worker's thread on the client connection: signals in, EOF = the client died."""
+    buf = b""
+    while True:
+        try:
+            data = conn.recv(256)
+        except OSError:
+            data = b""
+        if not data:
+            os.kill(os.getpid(), signal.SIGKILL)
+            return
+        buf += data
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            if line.startswith(b"sig "):
+                try:
+                    os.kill(os.getpid(), int(line[4:]))
+                except (ValueError, OSError):
+                    pass
+
+
+def _worker(conn):
+    for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    req, fds = _recv_request(conn)
+    for i, fd in enumerate(fds[:3]):
+        if fd != i:
+            os.dup2(fd, i)
+            os.close(fd)
+    for fd in fds[3:]:
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(req["env"])
+    os.umask(req.get("umask", 0o022))
+    os.chdir(req["cwd"])
+    _reopen_stdio()
+    # nothing forked from here on (monitors, runtime children) keeps the client's connection
+    def drop_conn():
+        fd = conn.detach()  # the object forgets the fd, so no finalizer closes a reused number
+        if fd >= 0:
+            os.close(fd)
+    os.register_at_fork(after_in_child=drop_conn)
+    import threading
+    threading.Thread(target=_control, args=(conn,), daemon=True).start()
+    argv = list(req["argv"])
+    sys.argv = ["hull", *argv]
+    code = 0
+    try:
+        from hull.cli.main import main
+        main.main(args=argv, prog_name="hull")
+    except SystemExit as e:
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code
+        else:
+            print(e.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException as e:  # noqa: BLE001 - HullGroup handles the usual; this is the rest
+        print(f"Error: internal error: {e.__class__.__name__}: {e}", file=sys.stderr)
+        code = 125
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    try:
+        conn.sendall(b"exit %d\n" % (code & 0xFF))
+    except OSError:
+        pass
+    return code & 0xFF
+
+
+def main(argv):
+    root = argv[1] if len(argv) > 1 else (os.environ.get("HULL_ROOT") or "/var/lib/hull")
+    for s in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    return serve(root)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
