@@ -149,6 +149,8 @@ def delete(conflist, cid, netns, ifname):
     args = (c or {}).get("cniArgs", "")
     errors = []
     for plugin in reversed(conflist["plugins"]):
+        if c is not None and (plugin.get("capabilities") or {}).get("portMappings") and not rc.get("portMappings"):
+            continue  # portmap's ADD without mappings changed nothing (it returns at once); its DEL costs ~35 ms
         try:
             exec_plugin(_plugin_conf(conflist, plugin, rc, prev), "DEL", cid, netns, ifname, args)
         except HullError as e:

@@ -1,7 +1,8 @@
 """Name resolution between containers on user-defined networks, by aardvark-dns (Debian).
 
 One aardvark-dns per HULL_ROOT serves every DNS-enabled network: its config directory
-$HULL_ROOT/networks/aardvark holds one file per network — the gateway address on the first
+$HULL_ROOT/networks/aardvark holds one file per network (and nothing else: aardvark parses
+every file there but its pid file) — the gateway address on the first
 line (aardvark listens there, port 53), then `<cid> <ipv4> <ipv6> <name,alias,...>` per
 container. `add` writes the container's line and starts aardvark-dns (first container) or
 sends it SIGHUP (it re-reads the files); `remove` drops the line and SIGHUPs it, and when no
@@ -25,6 +26,10 @@ PORT = 53
 def _dir():
     from hull.network.config import networks_dir
     return os.path.join(networks_dir(), "aardvark")
+
+
+def _lock_path():
+    return os.path.join(os.path.dirname(_dir()), ".aardvark.lock")  # aardvark reads every file in its dir
 
 
 def binary():
@@ -69,7 +74,7 @@ def _write(network, header, entries):
         except FileNotFoundError:
             pass
         return
-    tmp = p + ".tmp"
+    tmp = os.path.join(os.path.dirname(_dir()), f".aardvark-{network}.tmp")  # not in the dir aardvark reads
     with open(tmp, "w") as f:
         f.write(header + "\n" + "".join(e + "\n" for e in entries))
     os.rename(tmp, p)
@@ -77,15 +82,14 @@ def _write(network, header, entries):
 
 def _any_entries():
     try:
-        return any(not n.startswith(".") and n != "aardvark.pid" and not n.endswith(".tmp") and n != "lock"
-                   for n in os.listdir(_dir()))
+        return any(n != "aardvark.pid" for n in os.listdir(_dir()))
     except FileNotFoundError:
         return False
 
 
 def add(network, gateway, cid, ip, names):
     os.makedirs(_dir(), mode=0o700, exist_ok=True)
-    with lock.held(os.path.join(_dir(), "lock")):
+    with lock.held(_lock_path()):
         _, entries = _entries(network)
         entries = [e for e in entries if e.split(" ", 1)[0] != cid]
         entries.append(f"{cid} {ip}  {','.join(dict.fromkeys(n.lower() for n in names if n))}")
@@ -108,7 +112,7 @@ def remove(network, cid):
     d = _dir()
     if not os.path.isdir(d):
         return
-    with lock.held(os.path.join(d, "lock")):
+    with lock.held(_lock_path()):
         header, entries = _entries(network)
         if header is None:
             return

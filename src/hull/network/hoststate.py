@@ -119,26 +119,34 @@ def release(netns_path):
 
 
 # ------------------------------------------------------------------------------ iptables
-def _ipt(*args, check=False):
-    p = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True)
-    if check and p.returncode:
-        raise OSError(p.stderr.strip())
-    return p
+# One iptables-save to read, one iptables-restore --noflush to change: each iptables call
+# costs ~10 ms here, and a teardown would otherwise make a dozen.
+def _save():
+    """{table: {chain: [rule lines "-A CHAIN ..."]}} from iptables-save (chains with no rule too)."""
+    p = subprocess.run(["iptables-save"], capture_output=True, text=True)
+    tables, table = {}, None
+    for line in p.stdout.splitlines():
+        if line.startswith("*"):
+            table = tables.setdefault(line[1:], {})
+        elif line.startswith(":") and table is not None:
+            table.setdefault(line[1:].split()[0], [])
+        elif line.startswith("-A ") and table is not None:
+            table.setdefault(line.split()[1], []).append(line)
+    return tables
 
 
-def _rules(table, chain):
-    """The chain's rules as `iptables -S` prints them (without the -N line); None if absent."""
-    p = _ipt("-t", table, "-S", chain)
-    if p.returncode:
-        return None
-    return [r for r in p.stdout.splitlines() if r.startswith("-A ")]
+def _restore(changes):
+    """changes: {table: [lines]} for iptables-restore --noflush."""
+    text = ""
+    for table, lines in changes.items():
+        if lines:
+            text += f"*{table}\n" + "".join(ln + "\n" for ln in lines) + "COMMIT\n"
+    if text:
+        subprocess.run(["iptables-restore", "-w", "--noflush"], input=text, capture_output=True, text=True)
 
 
-def _delete_rule(table, rule):
-    import shlex
-    args = shlex.split(rule)
-    args[0] = "-D"
-    _ipt("-t", table, *args)
+def _as_delete(rule):
+    return "-D" + rule[2:]
 
 
 def release_bridge(bridge):
@@ -148,11 +156,14 @@ def release_bridge(bridge):
     brif = f"/sys/class/net/{bridge}/brif"
     if os.path.isdir(brif) and os.listdir(brif):
         return
+    filt = _save().get("filter", {})
+    dels = []
     for chain in ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2"):
-        for r in _rules("filter", chain) or ():
+        for r in filt.get(chain, ()):
             words = r.split()
             if any(words[i] in ("-i", "-o") and words[i + 1] == bridge for i in range(len(words) - 1)):
-                _delete_rule("filter", r)
+                dels.append(_as_delete(r))
+    _restore({"filter": dels})
     if os.path.isdir(f"/sys/class/net/{bridge}"):
         subprocess.run(["ip", "link", "del", bridge], capture_output=True)
 
@@ -173,20 +184,21 @@ def _only_fixed(rules, chain):
 
 
 def _drop_shared_chains():
-    for table, chains, parents in (("filter", _FILTER_CHAINS, ("FORWARD",)),
-                                   ("nat", _NAT_CHAINS, ("PREROUTING", "OUTPUT", "POSTROUTING"))):
-        rules = {c: _rules(table, c) for c in chains}
-        present = [c for c in chains if rules[c] is not None]
+    saved = _save()
+    changes = {}
+    for table, chains in (("filter", _FILTER_CHAINS), ("nat", _NAT_CHAINS)):
+        rules = saved.get(table, {})
+        present = [c for c in chains if c in rules]
         if not present or not all(_only_fixed(rules[c], c) for c in present):
             continue
-        for parent in parents:
-            for r in _rules(table, parent) or ():
-                if any(r.endswith(f"-j {c}") for c in present):
-                    _delete_rule(table, r)
-        for c in present:
-            _ipt("-t", table, "-F", c)
-        for c in present:
-            _ipt("-t", table, "-X", c)
+        lines = []
+        for chain, rs in rules.items():
+            if chain in present:
+                continue
+            lines += [_as_delete(r) for r in rs if any(r.endswith(f"-j {c}") for c in present)]
+        lines += [f"-F {c}" for c in present] + [f"-X {c}" for c in present]
+        changes[table] = lines
+    _restore(changes)
 
 
 # ------------------------------------------------------------------------------ nftables
@@ -198,16 +210,14 @@ def _nft_tables():
 def _drop_new_empty_tables(before):
     """iptables-nft creates `table ip filter`/`ip nat` on first use: if they were not there
     before hull's first attachment and hold no rule now, they go again."""
-    for t in _nft_tables():
-        if t in before:
-            continue
-        words = t.split()  # table <family> <name>
-        if len(words) != 3:
-            continue
-        p = subprocess.run(["nft", "-j", "list", "table", words[1], words[2]], capture_output=True, text=True)
-        try:
-            items = json.loads(p.stdout).get("nftables", [])
-        except ValueError:
-            continue
-        if p.returncode == 0 and not any("rule" in i for i in items):
-            subprocess.run(["nft", "delete", "table", words[1], words[2]], capture_output=True)
+    p = subprocess.run(["nft", "-j", "list", "ruleset"], capture_output=True, text=True)
+    try:
+        items = json.loads(p.stdout).get("nftables", [])
+    except ValueError:
+        return
+    tables = {(i["table"]["family"], i["table"]["name"]) for i in items if "table" in i}
+    busy = {(i["rule"]["family"], i["rule"]["table"]) for i in items if "rule" in i}
+    doomed = [t for t in tables if f"table {t[0]} {t[1]}" not in before and t not in busy]
+    if doomed:
+        subprocess.run(["nft", "-f", "-"], input="".join(f"delete table {f} {n}\n" for f, n in doomed),
+                       capture_output=True, text=True)
