@@ -56,7 +56,7 @@ class Cache:
         self.dir.mkdir(parents=True, exist_ok=True)
         p = self._path(key)
         tmp = p.with_name(f"{p.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(result, sort_keys=True))
+        tmp.write_text(json.dumps(result))  # key order kept: the config bytes (image ID) must repeat
         os.rename(tmp, p)
 
     def prune(self):

@@ -171,7 +171,7 @@ def parse(text, name="Dockerfile"):
         # heredocs: the lines after the instruction, up to each terminator
         heredocs = []
         if cmd in HEREDOC_INSTRUCTIONS or (cmd == "onbuild" and rest.split(" ", 1)[0].lower() in HEREDOC_INSTRUCTIONS):
-            for m in _HEREDOC_RE.finditer(_outside_quotes(rest)):
+            for m in (m for m in _HEREDOC_RE.finditer(rest) if not _in_quotes(rest, m.start())):
                 chomp, quote, word = m.group(1) == "-", m.group(2), m.group(3)
                 body = []
                 while True:
@@ -196,20 +196,23 @@ def _escaped_escape(s, escape):
     return False
 
 
-def _outside_quotes(text):
-    """`text` with quoted parts blanked, so `echo "<<EOF"` is not a heredoc."""
-    out, q = [], None
-    for ch in text:
+def _in_quotes(text, pos):
+    """Is text[pos] inside a quoted string? (so `echo "<<EOF"` is not a heredoc)"""
+    q, i = None, 0
+    while i < pos:
+        ch = text[i]
         if q:
-            out.append(" ")
             if ch == q:
                 q = None
+        elif text.startswith("<<", i):
+            m = _HEREDOC_RE.match(text, i)
+            if m:
+                i = m.end()
+                continue
         elif ch in "'\"":
             q = ch
-            out.append(" ")
-        else:
-            out.append(ch)
-    return "".join(out)
+        i += 1
+    return q is not None
 
 
 def _split_flags(cmd, rest, name, line):
