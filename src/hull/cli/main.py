@@ -64,6 +64,8 @@ def _register():
     networks.register(main)
     from hull.cli import build
     build.register(main)
+    from hull.cli import changes
+    changes.register(main)
 
 
 _register()

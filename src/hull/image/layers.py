@@ -426,11 +426,12 @@ def _unpack_one(store, desc, diff_id, chain, parent):
 
 # -- making tarballs ----------------------------------------------------------------------
 
-def tar_directory(src, out, overlay=False, mtime=None):
+def tar_directory(src, out, overlay=False, mtime=None, skip=()):
     """Write `src` as a PAX tar to the binary stream `out`, sorted (reproducible), keeping
     owners, modes, xattrs, hardlinks, devices. With overlay=True the dir is an overlay upper
     dir: 0/0 char devices become `.wh.NAME` and opaque dirs get `.wh..wh..opq` (OCI format).
-    `mtime` clamps every timestamp to at most that value (SOURCE_DATE_EPOCH style)."""
+    `mtime` clamps every timestamp to at most that value (SOURCE_DATE_EPOCH style). Relative
+    paths in `skip` are left out (with their contents)."""
     src = os.fspath(src)
     seen = {}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
@@ -497,6 +498,8 @@ def tar_directory(src, out, overlay=False, mtime=None):
         def walk(rel_dir, full_dir):
             for name in sorted(os.listdir(full_dir)):
                 rel = f"{rel_dir}/{name}" if rel_dir else name
+                if rel in skip:
+                    continue
                 full = os.path.join(full_dir, name)
                 add(rel, full)
                 if os.path.isdir(full) and not os.path.islink(full):

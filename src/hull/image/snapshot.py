@@ -272,45 +272,105 @@ def _overlay_record(container_dir, store):
     return rec
 
 
-def diff(container_dir, store=None):
-    """Changes in the container relative to its image: [(kind, path)], kind A/C/D."""
+# Mount points every engine container gets: when the runtime had to create them (as empty
+# files/dirs in the upper dir) they are not the container's changes, like Docker's init layer.
+RUNTIME_STUBS = ("/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf")
+
+
+def _lowers(rec, store):
+    return [store.layers_dir / c[7:] / "diff" for c in reversed(rec["chain_ids"])]
+
+
+def _in_lower(lowers, rel):
+    for low in lowers:
+        p = low / rel
+        if os.path.lexists(p):
+            try:
+                return not _is_whiteout(os.lstat(p))
+            except OSError:
+                return False
+        # a whiteout or opaque dir higher up hides lower layers: good enough to stop at first hit
+    return False
+
+
+def _is_opaque(path):
+    try:
+        return os.getxattr(path, layers_mod.OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+def _skipped(upper, lowers, exclude):
+    """Upper-relative paths that are only mount-point stubs: an `exclude` path that the image
+    does not have and that is an empty file or dir in the upper dir, and the copied-up parent
+    dirs that hold nothing else."""
+    stubs = set()
+    for dest in exclude or ():
+        rel = os.path.normpath(dest).lstrip("/")
+        if not rel or rel == ".":
+            continue
+        full = os.path.join(upper, rel)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        empty = (stat.S_ISREG(st.st_mode) and st.st_size == 0 or
+                 stat.S_ISDIR(st.st_mode) and not os.listdir(full))
+        if empty and not _in_lower(lowers, rel):
+            stubs.add(rel)
+    if not stubs:
+        return stubs
+    for rel in sorted(stubs, key=lambda r: -r.count("/")):
+        parent = os.path.dirname(rel)
+        while parent:
+            full = os.path.join(upper, parent)
+            if parent in stubs or not _in_lower(lowers, parent) or _is_opaque(full):
+                break
+            if not all(os.path.join(parent, n) in stubs for n in os.listdir(full)):
+                break
+            stubs.add(parent)
+            parent = os.path.dirname(parent)
+    return stubs
+
+
+def diff(container_dir, store=None, exclude=()):
+    """Changes in the container relative to its image: [(kind, path)], kind A/C/D. Paths in
+    `exclude` (absolute, e.g. the container's mount points) are left out where they are only
+    empty stubs the runtime created."""
     store = store or default_store()
     rec = _overlay_record(container_dir, store)
     upper = Path(rec["container_dir"]) / "upper"
-    lowers = [store.layers_dir / c[7:] / "diff" for c in reversed(rec["chain_ids"])]
-
-    def in_lower(rel):
-        for low in lowers:
-            p = low / rel
-            if os.path.lexists(p):
-                try:
-                    return not _is_whiteout(os.lstat(p))
-                except OSError:
-                    return False
-            # a whiteout or opaque dir higher up hides lower layers: good enough to stop at first hit
-        return False
+    lowers = _lowers(rec, store)
+    skip = _skipped(upper, lowers, exclude)
     out = []
     for dirpath, dirnames, filenames in os.walk(upper):
+        rel_dir = os.path.relpath(dirpath, upper)
+        dirnames[:] = [d for d in dirnames if os.path.normpath(os.path.join(rel_dir, d)) not in skip]
         for name in sorted(dirnames + filenames):
             full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, upper)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel in skip:
+                continue
             st = os.lstat(full)
             if _is_whiteout(st):
                 out.append(("D", "/" + rel))
             else:
-                out.append(("C" if in_lower(rel) else "A", "/" + rel))
+                out.append(("C" if _in_lower(lowers, rel) else "A", "/" + rel))
     return sorted(out, key=lambda x: x[1])
 
 
-def commit(container_dir, name=None, changes=(), message=None, author=None, store=None):
-    """A new image: the snapshot's image plus its upper dir as one more layer."""
+def commit(container_dir, name=None, changes=(), message=None, author=None, store=None, exclude=()):
+    """A new image: the snapshot's image plus its upper dir as one more layer (without the
+    mount-point stubs of `exclude`, as diff)."""
     store = store or default_store()
     rec = _overlay_record(container_dir, store)
     base = store.load(rec["image"])
     upper = Path(rec["container_dir"]) / "upper"
+    skip = _skipped(upper, _lowers(rec, store), exclude)
     from hull.image.archive import _apply_changes
     with store.lease():
-        desc, diff_id = layers_mod.write_layer(store, lambda out: layers_mod.tar_directory(upper, out, overlay=True))
+        desc, diff_id = layers_mod.write_layer(
+            store, lambda out: layers_mod.tar_directory(upper, out, overlay=True, skip=skip))
         cfg = json.loads(json.dumps(base.config))
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         cfg["created"] = created
