@@ -46,6 +46,7 @@ class InitContext:
         self.own_mountns = "mount" in types and not types["mount"]
         self.joined_mountns = bool(types.get("mount"))
         self.host_cgroups = opts.get("cgroup_hierarchies", [])
+        self.idmap_fds = opts.get("idmap_fds") or {}  # plan key -> detached idmapped tree fd
 
     def cgroup_hierarchies(self):
         return self.host_cgroups
@@ -62,7 +63,9 @@ def create_stage1(ch, spec, opts):
     if "user" in wanted and not wanted["user"]:
         namespaces.unshare(namespaces.CLONE_NEWUSER)
         ch.send(sync.WRITE_IDMAP)
-        ch.recv(sync.IDMAP_DONE)
+        msg, fds = ch.recv(sync.IDMAP_DONE, with_fds=True)
+        # idmapped mount trees made by the parent through our user namespace (runtime/userns.py)
+        opts.setdefault("idmap_fds", {}).update(zip(msg.get("idmap_keys") or (), fds))
         _become_ns_root()
     flags = 0
     for t, path in wanted.items():
@@ -198,6 +201,8 @@ def _env(proc, opts):
 
 
 def _setup_terminal(console_fd, proc, bind_console=True):
+    """A pty from the container's devpts: the master goes to the console socket, the slave
+    becomes stdio and the controlling terminal (and /dev/console for the init)."""
     from hull.kernel import mounts
     from hull.runtime import console
     master, slave_path = console.open_pty()
@@ -279,7 +284,7 @@ def exec_stage2(ch, proc, linux, opts):
     process.close_extra_fds(2 + opts.get("preserve_fds", 0))
     if proc.get("terminal"):
         os.setsid()
-        _setup_exec_terminal(opts["console_fd"], proc)
+        _setup_terminal(opts["console_fd"], proc, bind_console=False)
     notify_fd = apply_process(proc, linux, opts.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
     if notify_fd is None:
@@ -288,19 +293,3 @@ def exec_stage2(ch, proc, linux, opts):
     ch.close()
     process.execute(path, proc["args"], list(proc.get("env") or []))
 
-
-def _setup_exec_terminal(console_fd, proc):
-    from hull.runtime import console
-    master, slave_path = console.open_pty()
-    size = proc.get("consoleSize")
-    if size:
-        console.set_size(master, size.get("height", 24), size.get("width", 80))
-    slave = os.open(slave_path, os.O_RDWR)
-    console.send_master(console_fd, master)
-    os.close(master)
-    os.close(console_fd)
-    for fd in (0, 1, 2):
-        os.dup2(slave, fd)
-    if slave > 2:
-        os.close(slave)
-    system.set_controlling_tty(0)

@@ -103,7 +103,9 @@ def create(root, cid, bundle, opts):
     if proc.get("terminal") and not opts.console_socket and not opts.console_fd:
         raise HullError("cannot allocate tty if hull-runtime will detach without setting console socket")
 
+    from hull.runtime import userns
     c = Container.new(root, cid)
+    helper_fds = {}
     mgr = None
     stage1 = init_pid = 0
     console_sock = None
@@ -121,6 +123,9 @@ def create(root, cid, bundle, opts):
             "no_new_keyring": opts.no_new_keyring,
         }
         compile_seccomp(linux, root, child_opts)
+        idmap_plan = userns.plan(spec)
+        if idmap_plan:  # idmapped mounts with their own mappings: made now, inherited
+            helper_fds = child_opts["idmap_fds"] = userns.helper_trees(idmap_plan)
         if proc.get("terminal"):
             if opts.console_fd is not None:
                 child_opts["console_fd"] = opts.console_fd
@@ -137,6 +142,8 @@ def create(root, cid, bundle, opts):
             init.run_child(child_ch, init.create_stage1, spec, child_opts)
         child_ch.close()
         os.close(fifo_fd)
+        userns.close(helper_fds)
+        helper_fds = {}
         if console_sock:
             console_sock.close()
             console_sock = None
@@ -155,7 +162,12 @@ def create(root, cid, bundle, opts):
             kind = msg["type"]
             if kind == sync.WRITE_IDMAP:
                 idmap.write_maps(stage1, linux.get("uidMappings"), linux.get("gidMappings"))
-                parent_ch.send(sync.IDMAP_DONE)
+                # trees idmapped through the container's own user namespace (runtime/userns.py)
+                trees = userns.container_trees(idmap_plan, stage1) if idmap_plan else {}
+                try:
+                    parent_ch.send(sync.IDMAP_DONE, fds=list(trees.values()), idmap_keys=list(trees))
+                finally:
+                    userns.close(trees)
             elif kind == sync.CHILD_PID:
                 init_pid = msg["pid"]
                 _reap(stage1)
@@ -190,6 +202,7 @@ def create(root, cid, bundle, opts):
         c.unlock()
         return c
     except BaseException:
+        userns.close(helper_fds)
         if console_sock:
             console_sock.close()
         _kill_and_reap(init_pid)
@@ -359,6 +372,15 @@ def _wait_child(pid, forward_to):
             signals.handle(s, h)
 
 
+def _attach_and_wait(master, pid):
+    """Proxy our terminal to the container's pty (if we hold its master), then wait for `pid`."""
+    if master is not None:
+        from hull.runtime import console
+        console.proxy(master)
+        os.close(master)
+    return _wait_child(pid, pid)
+
+
 def run(root, cid, bundle, opts):
     """create + start, then (unless detached) wait and delete; returns the exit code."""
     master = None
@@ -382,11 +404,7 @@ def run(root, cid, bundle, opts):
         raise
     if opts.detach:
         return 0
-    if master is not None:
-        from hull.runtime import console
-        console.proxy(master)
-        os.close(master)
-    code = _wait_child(c.pid, c.pid)
+    code = _attach_and_wait(master, c.pid)
     if not opts.keep:
         delete(root, cid, force=True)
     return code
@@ -482,8 +500,4 @@ def exec_process(root, cid, proc, opts):
         raise
     if opts.detach:
         return 0
-    if master is not None:
-        from hull.runtime import console
-        console.proxy(master)
-        os.close(master)
-    return _wait_child(pid, pid)
+    return _attach_and_wait(master, pid)
