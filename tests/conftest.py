@@ -19,10 +19,13 @@ CGROUP_FS = Path("/sys/fs/cgroup")
 
 
 def _hull_cgroups():
+    """Every cgroup under a hull parent: in each v1 hierarchy and the hybrid unified mount
+    (/sys/fs/cgroup/<hierarchy>/hull...), and at the root of a pure cgroup2 mount (the VM)."""
     found = set()
     if not CGROUP_FS.exists():
         return found
-    for hier in CGROUP_FS.iterdir():
+    roots = [CGROUP_FS] + [h for h in CGROUP_FS.iterdir() if h.is_dir() and not h.name.startswith("hull")]
+    for hier in roots:
         for top in ("hull", "hull-test"):
             base = hier / top
             if base.is_dir():
