@@ -627,8 +627,23 @@ def ns(containers):
     _table(headers, rows)
 
 
+@click.command("attach")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q).")
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy all received signals to the process.")
+@click.argument("container")
+def attach(container, detach_keys, no_stdin, sig_proxy):
+    """Attach local standard input, output, and error streams to a running container."""
+    from hull.engine import attach as att
+    code = att.attach(_load(container), stdin=not no_stdin, detach_keys=detach_keys, sig_proxy=sig_proxy)
+    if code is None:  # detached: the container keeps running
+        click.echo("", err=True) if os.isatty(2) else None
+        return 0
+    return code
+
+
 COMMANDS = (run, create, start, stop, kill, restart, rm, prune, wait, rename, pause, unpause, update,
-            ps, logs, exec_, inspect, top, stats, ns, port)
+            ps, logs, exec_, inspect, top, stats, ns, port, attach)
 
 
 def register(group):

@@ -61,7 +61,10 @@ def run(argv):
         s.close()
         return None
 
+    forwarded = []
+
     def forward(signum, _frame):
+        forwarded.append(signum)
         try:
             s.send(b"sig %d\n" % signum)
         except OSError:
@@ -84,15 +87,32 @@ def run(argv):
     if line.startswith(b"exit "):
         return int(line[5:])
     if line == b"stale":
-        spawn(root)
+        spawn(root, force=True)
         return None
+    if forwarded and forwarded[-1] != _signal.SIGWINCH:  # it died of the signal we passed on: so do we
+        _signal.signal(forwarded[-1], _signal.SIG_DFL)
+        os.kill(os.getpid(), forwarded[-1])
     os.write(2, b"hull: the engine's worker for this command died\n")
     return 125
 
 
-def spawn(root):
+def spawn(root, force=False):
     """Start a zygote for `root` in the background (double fork, new session, stdio on
-    $HULL_ROOT/run/zygote.log) and return at once."""
+    $HULL_ROOT/run/zygote.log) and return at once — unless one holds the lock (starting, or
+    on its way out after answering "stale"; the new one waits for that)."""
+    if not force:
+        import fcntl
+        try:
+            fd = os.open(root + "/run/zygote.lock", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return  # a zygote is starting (its socket is not there yet)
+            finally:
+                os.close(fd)
     pid = os.fork()
     if pid == 0:
         try:

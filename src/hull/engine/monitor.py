@@ -114,6 +114,23 @@ def _line(text, stream):
     return '{"log":%s,"stream":"%s","time":"%s"}\n' % (_esc(text), stream, _now())
 
 
+def _frame(kind, data):
+    """attach.sock frames: kind (0 stdin, 1 stdout, 2 stderr, 3 winsize, 4 exit code, 5 stdin
+    closed), 2-byte big-endian length, data (at most 65535 bytes)."""
+    if len(data) <= 65535:
+        return bytes((kind,)) + len(data).to_bytes(2, "big") + data
+    return b"".join(_frame(kind, data[i:i + 65535]) for i in range(0, len(data), 65535))
+
+
+def _set_winsize(fd, ws):
+    import fcntl
+    import termios
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, ws[:8])
+    except OSError:
+        pass
+
+
 def _write_all(fd, data):
     while data:
         n = os.write(fd, data)
@@ -173,6 +190,56 @@ def serve(a, handoff_at=None):
         if tty and sink_in >= 0:
             _resize(sink_in, a["out"])
     poller.register(pidfd, select.POLLIN)
+    listener = a.get("attach", -1)  # `hull attach` clients connect here (attach.sock)
+    clients = {}  # fd -> bytes of an incomplete frame
+    if listener >= 0:
+        poller.register(listener, select.POLLIN)
+    for fd in a.get("clients", ()):
+        clients[fd] = b""
+        poller.register(fd, select.POLLIN)
+
+    def drop_client(fd):
+        if clients.pop(fd, None) is not None:
+            try:
+                poller.unregister(fd)
+            except KeyError:
+                pass
+            _close(fd)
+
+    def to_clients(kind, data):
+        for fd in list(clients):
+            try:
+                _write_all(fd, _frame(kind, data))
+            except OSError:  # gone, or too slow to keep up: it is detached
+                drop_client(fd)
+
+    def from_client(fd):
+        nonlocal cin
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            drop_client(fd)
+            return
+        buf = clients[fd] + data
+        while len(buf) >= 3:
+            n = int.from_bytes(buf[1:3], "big")
+            if len(buf) < 3 + n:
+                break
+            kind, body, buf = buf[0], buf[3:3 + n], buf[3 + n:]
+            if kind == 0 and cin >= 0:
+                try:
+                    _write_all(cin, body)
+                except OSError:
+                    pass
+            elif kind == 3 and tty and a["out"] >= 0:
+                _set_winsize(a["out"], body)
+            elif kind == 5 and cin >= 0 and not tty:  # the client's stdin ended
+                _close(cin)
+                cin = -1
+        if fd in clients:
+            clients[fd] = buf
 
     def drop_sinks():
         nonlocal sink_in, sink_out, sink_err
@@ -200,6 +267,8 @@ def serve(a, handoff_at=None):
             return False
         name = streams[fd]
         log.write(name, data)
+        if clients:
+            to_clients(1 if name == "stdout" else 2, data)
         sink = sink_out if name == "stdout" else sink_err
         if sink >= 0:
             try:
@@ -224,10 +293,26 @@ def serve(a, handoff_at=None):
             err = [fd for fd, name in streams.items() if name == "stderr"]
             return dict(a, out=out[0] if out else -1, err=err[0] if err else -1, **{"in": cin},
                         sink_in=sink_in, sink_out=sink_out, sink_err=sink_err, ctl=ctl,
+                        attach=listener, clients=list(clients),
                         partial={k: v.decode("latin-1") for k, v in log.partial.items()})
         for fd, ev in events:
             if fd in streams:
                 on_output(fd)
+            elif fd in clients:
+                from_client(fd)
+            elif fd == listener:
+                try:
+                    import _socket
+                    cfd = _socket.socket(fileno=os.dup(listener))
+                    try:
+                        nfd, _ = cfd._accept()
+                    finally:
+                        cfd.close()
+                    os.set_blocking(nfd, True)
+                    clients[nfd] = b""
+                    poller.register(nfd, select.POLLIN)
+                except OSError:
+                    pass
             elif fd == sink_in:
                 try:
                     data = os.read(sink_in, 65536)
@@ -287,6 +372,15 @@ def serve(a, handoff_at=None):
     with open(tmp, "w") as f:
         f.write(_dumps({"ExitCode": code, "FinishedAt": _now(), "MonitorPid": os.getpid()}))
     os.rename(tmp, exit_path)
+    to_clients(4, b"%d" % code)
+    for fd in list(clients):
+        drop_client(fd)
+    if listener >= 0:
+        _close(listener)
+        try:
+            os.unlink(os.path.join(a["dir"], "attach.sock"))
+        except OSError:
+            pass
     drop_sinks()
     _close(cin)
     for fd in list(streams):

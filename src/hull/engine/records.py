@@ -74,7 +74,7 @@ def parse_time(text):
 def atomic_write_json(path, data):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
+        f.write(json.dumps(data, separators=(",", ":")))  # no indent: the C encoder (~5x faster)
     os.rename(tmp, path)
 
 
