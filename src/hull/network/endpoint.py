@@ -44,9 +44,12 @@ def _save(rec, info):
     os.rename(tmp, _path(rec))
 
 
-def _bridge_lock(bridge):
+def _bridge_lock(network):
+    """ADD/DEL on one network (and the bridge's removal when it empties) are serialized by a
+    flock on the network's conflist (the host ledger's lock if the conflist is gone)."""
     from hull.network import hoststate
-    return lock.held(os.path.join(hoststate._dir(), f"bridge-{bridge}.lock"))
+    p = os.path.join(config.networks_dir(), network + ".conflist")
+    return lock.held(p if os.path.exists(p) else os.path.join(hoststate._dir(), "lock.bridges"))
 
 
 def networks_of(rec):
@@ -121,7 +124,7 @@ def _attach(rec, info, net, ep, ifname, binds):
         rc["ips"] = [f"{want_ip}/{net.subnet.split('/')[1]}"]
     if ep.get("MacAddress"):
         rc["mac"] = ep["MacAddress"]
-    with _bridge_lock(net.bridge):
+    with _bridge_lock(net.name):
         try:
             res = cni.add(net.conflist, rec.id, info["NetNS"], ifname, rc)
         except HullError as e:
@@ -165,7 +168,7 @@ def _detach(rec, info, name, entry):
         conf = c.get("config")
     bridge = entry.get("Bridge") or (conf or {}).get(config.META, {}).get("bridge", "")
     if conf is not None:
-        with _bridge_lock(bridge or "none"):
+        with _bridge_lock(name):
             errors += [str(e) for e in cni.delete(conf, rec.id, info.get("NetNS") or "", ifname)]
             hoststate.release_bridge(bridge)
     return errors
