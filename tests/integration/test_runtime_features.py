@@ -39,7 +39,7 @@ def test_hooks_run_in_order_with_state_on_stdin(runtime, tmp_path, busybox_rootf
         phase, env, state = line.split(" ", 2)
         st = json.loads(state)
         assert env == "yes" and st["id"] == cid and st["bundle"] == str(b) and st["ociVersion"]
-        assert st["status"] == {"prestart": "creating", "createRuntime": "creating", "createContainer": "creating",
+        assert st["status"] == {"prestart": "created", "createRuntime": "created", "createContainer": "created",
                                 "poststart": "running", "poststop": "stopped"}[phase]
         if phase != "poststop":
             assert st["pid"] > 0

@@ -114,7 +114,10 @@ def create(root, cid, bundle, opts):
         os.chmod(c.fifo, 0o622)  # not subject to umask: a non-root container user must write it
         mgr = cgroups.manager(cgroup_path)
         annotations = spec.get("annotations") or {}
-        hook_state = _hook_state(cid, "creating", 0, bundle, annotations)
+        # runtime-spec lifecycle: "created" is the status after step 2 (the environment is
+        # made); prestart/createRuntime/createContainer run after it (runc says "creating",
+        # crun and runtime-tools' hooks_stdin "created").
+        hook_state = _hook_state(cid, "created", 0, bundle, annotations)
         listen_fds = int(os.environ.get("LISTEN_FDS", "0") or 0) if os.environ.get("LISTEN_PID") in (None, str(os.getpid())) else 0
         fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
         child_opts = {
@@ -253,7 +256,11 @@ def start(root, cid):
         hooks = (c.data.get("config") or {}).get("hooks") or {}
         if hooks.get("poststart"):
             from hull.runtime import hooks as hookrun
-            hookrun.run_hooks(hooks["poststart"], c.oci_state(), "poststart", warn_on_failure=True)
+            # the state as the start operation left it: running, the init's pid — even if a
+            # short-lived process has exited already (crun; runtime-tools hooks_stdin)
+            st = c.oci_state()
+            st["status"], st["pid"] = "running", c.pid
+            hookrun.run_hooks(hooks["poststart"], st, "poststart", warn_on_failure=True)
         return c
     finally:
         c.unlock()
