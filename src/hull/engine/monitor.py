@@ -289,6 +289,8 @@ def serve(a, handoff_at=None):
         if not events and handoff_at is not None and time.monotonic() >= handoff_at:
             os.close(pidfd)
             os.close(log.fd)
+            for fd in clients:  # accepted here: close-on-exec unless told otherwise
+                os.set_inheritable(fd, True)
             out = [fd for fd, name in streams.items() if name == "stdout"]
             err = [fd for fd, name in streams.items() if name == "stderr"]
             return dict(a, out=out[0] if out else -1, err=err[0] if err else -1, **{"in": cin},
