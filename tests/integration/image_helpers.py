@@ -31,12 +31,13 @@ def free_port():
 
 
 class Registry:
-    def __init__(self, tmp, users=None):
+    def __init__(self, tmp, users=None, addr="127.0.0.1", auth_yaml=None):
         if not os.path.exists(REGISTRY_BIN):
             pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
         self.dir = Path(tmp)
         self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
+        self.addr = addr
+        self.host = f"{addr}:{self.port}"
         self.users = users or {}
         (self.dir / "storage").mkdir(parents=True)
         auth = ""
@@ -44,6 +45,8 @@ class Registry:
             htpasswd = self.dir / "htpasswd"
             write_htpasswd(htpasswd, users)
             auth = f"auth:\n  htpasswd:\n    realm: hull-test\n    path: {htpasswd}\n"
+        if auth_yaml:
+            auth = auth_yaml  # e.g. token auth (test_image_token_auth.py)
         cfg = self.dir / "config.yml"
         cfg.write_text(
             "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
@@ -54,7 +57,7 @@ class Registry:
         deadline = time.monotonic() + 20
         while True:
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                c = http.client.HTTPConnection(addr, self.port, timeout=2)
                 c.request("GET", "/v2/")
                 c.getresponse().read()
                 c.close()

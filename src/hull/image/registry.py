@@ -4,7 +4,8 @@ Auth: the first request answers 401 with `WWW-Authenticate`; Basic sends the sto
 credentials, Bearer fetches a token from the realm for the request's scopes (with the
 credentials, if any) and caches it per scope set. Transport errors, 429 and 5xx are retried
 with exponential backoff. HTTPS with the system CAs; hosts that are insecure (loopback,
-`--insecure`, $HULL_INSECURE_REGISTRIES) are tried over HTTPS without verification, then HTTP.
+`--insecure`, `insecure-registries` in $HULL_ROOT/config.json or /etc/hull/config.json,
+$HULL_INSECURE_REGISTRIES) are tried over HTTPS without verification, then HTTP.
 
 Pull: manifest by tag or digest (all four media types accepted), an index/list picks the
 platform (linux/<host arch> by default), config and layers download in parallel, each blob
@@ -71,12 +72,9 @@ def parse_challenge(header):
 
 
 def is_insecure_host(host):
-    h = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    h = h.strip("[]")
-    if h in ("localhost", "::1") or h.startswith("127.") or h.endswith(".localhost"):
-        return True
-    extra = [x.strip() for x in os.environ.get("HULL_INSECURE_REGISTRIES", "").split(",") if x.strip()]
-    return host in extra or h in extra
+    """Loopback, or listed in insecure-registries (hull.image.settings: config files, env)."""
+    from hull.image import settings
+    return settings.is_insecure(host)
 
 
 def _error_text(resp):
@@ -167,7 +165,8 @@ class Client:
                                         f"{r.status_code} {_error_text(r)}")
                 self.base = f"{scheme}://{self.host}"
                 return
-        hint = "" if self.insecure else f" (for a plain-HTTP registry use --insecure or HULL_INSECURE_REGISTRIES={self.host})"
+        hint = "" if self.insecure else (f" (for a plain-HTTP registry use --insecure, or add \"{self.host}\" to "
+                                         "\"insecure-registries\" in $HULL_ROOT/config.json)")
         raise RegistryError(f"cannot reach registry {self.host}: {last}{hint}")
 
     def _token(self, scopes):
