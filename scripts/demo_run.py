@@ -1,45 +1,29 @@
-"""Run the bootstrapped busybox image under hull-runtime with limits; clean up afterwards."""
+"""The README's demo: run the bootstrapped busybox image with `hull run --rm`, a 64 MiB memory
+limit and a pids limit of 64, and let the container show what it sees — PID 1, its own
+hostname, its namespaces next to the host's, its limits read back from its cgroup."""
 
-import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-
-from hull.image import snapshot, store
-from hull.runtime.spec_default import default_spec
 
 SCRIPT = r"""
-echo "PID inside:      $$ (own pid namespace)"
+echo "PID inside:      $$ (own pid namespace: the container's first process is PID 1)"
 echo "hostname:        $(hostname)"
-echo "memory limit:    $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)"
+echo "memory limit:    $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) bytes"
 echo "pids limit:      $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
-echo "namespaces:"; for n in pid net mnt uts ipc cgroup; do echo "  $n $(readlink /proc/self/ns/$n)"; done
+echo "namespaces (inside):"; for n in pid net mnt uts ipc cgroup; do echo "  $n $(readlink /proc/self/ns/$n)"; done
 echo "processes:"; ps -o pid,comm
 """
 
 
 def main():
-    bindir = os.path.dirname(sys.executable)
-    work = tempfile.mkdtemp(prefix="hull-demo-")
-    image = store.resolve("busybox")
-    rootfs = snapshot.prepare(image, work)
-    try:
-        spec = default_spec(terminal=False, with_docker_seccomp=True)
-        spec["root"] = {"path": str(rootfs)}
-        spec["process"]["args"] = ["sh", "-c", SCRIPT]
-        spec["hostname"] = "hull-demo"
-        spec["linux"]["resources"]["memory"] = {"limit": 64 * 1024 * 1024}
-        spec["linux"]["resources"]["pids"] = {"limit": 64}
-        with open(os.path.join(work, "config.json"), "w") as f:
-            json.dump(spec, f)
-        print(f"host's own pid namespace: {os.readlink('/proc/self/ns/pid')}\n")
-        return subprocess.call([os.path.join(bindir, "hull-runtime"), "run", "--bundle", work,
-                                f"hull-demo-{os.getpid()}"])
-    finally:
-        snapshot.remove(work)
-        shutil.rmtree(work, ignore_errors=True)
+    hull = os.path.join(os.path.dirname(sys.executable), "hull")
+    print("namespaces (host):")
+    for n in ("pid", "net", "mnt", "uts", "ipc", "cgroup"):
+        print(f"  {n} {os.readlink(f'/proc/self/ns/{n}')}")
+    print(f"\n$ hull run --rm --hostname hull-demo --memory 64m --pids-limit 64 busybox sh -c '…'\n", flush=True)
+    return subprocess.call([hull, "run", "--rm", "--hostname", "hull-demo", "--memory", "64m",
+                            "--pids-limit", "64", "busybox", "sh", "-c", SCRIPT])
 
 
 if __name__ == "__main__":
