@@ -33,7 +33,7 @@ def test_bad_input_docker_messages_and_nothing_left(clean):
         (["run", "--rm", "--memory", "lots", "busybox", "true"], 125, 'invalid argument "lots" for "--memory"'),
         (["run", "--rm", "--cpus", "-1", "busybox", "true"], 125, "range of CPUs"),
         (["run", "--rm", "--restart", "always", "busybox", "true"], 125, "Conflicting options"),
-        (["run", "--rm", "--network", "bridge", "busybox", "true"], 125, "bridge networking"),
+        (["run", "--rm", "--network", "nosuchnet", "busybox", "true"], 125, "network nosuchnet not found"),
         (["run", "--rm", "-u", "nosuchuser", "busybox", "true"], 126, "unable to find user"),
         (["logs", "nosuch"], 125, "No such container"),
     ]:
