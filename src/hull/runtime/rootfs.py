@@ -32,8 +32,10 @@ def remount(target, flags, source=None):
         mounts.mount(source, target, None, flags | MS_REMOUNT | MS_BIND | (_locked_flags(target) & ~MS_RDONLY))
 
 
-def prepare_root(rootfs, propagation, in_userns=False):
-    """Stop our mounts propagating to the host, then make rootfs a mount point for pivot_root."""
+def prepare_root(rootfs, propagation, in_userns=False, tree_fd=None):
+    """Stop our mounts propagating to the host, then make rootfs a mount point for pivot_root.
+    `tree_fd`: an idmapped clone of the rootfs made by the runtime (runtime/userns.py),
+    attached over rootfs instead of the plain bind."""
     if not os.path.isdir(rootfs):
         hint = (" (in a user namespace the mapped root must be able to search every parent"
                 " directory)") if in_userns and os.geteuid() == 0 else ""
@@ -46,7 +48,21 @@ def prepare_root(rootfs, propagation, in_userns=False):
     # parent mount private; the bind below is then private too). The requested propagation
     # is given to the container's / after pivot_root (final_propagation).
     _parent_mount_private(os.path.realpath(rootfs))
-    mounts.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    if tree_fd is None:
+        mounts.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
+    else:
+        _attach(tree_fd, rootfs)
+
+
+def _attach(tree_fd, dest):
+    """Attach a detached tree the runtime made; rslave like a bind from our rslave / (a clone
+    of a shared host mount would otherwise share its peer group with the host)."""
+    from hull.kernel import idmap
+    try:
+        idmap.attach_tree(tree_fd, dest)
+    finally:
+        os.close(tree_fd)
+    mounts.set_propagation(dest, MS_SLAVE | MS_REC)
 
 
 def _parent_mount_private(path):
@@ -71,19 +87,27 @@ def final_propagation(propagation):
 
 def mount_all(rootfs, spec_mounts, ctx):
     """Every entry of `mounts`, in order. `ctx` gives cgroup facts for `cgroup` mounts."""
+    trees = getattr(ctx, "idmap_fds", None) or {}
     for i, m in enumerate(spec_mounts or ()):
         try:
-            mount_one(rootfs, m, ctx)
+            mount_one(rootfs, m, ctx, trees.get(str(i)))
         except KernelError as e:
             raise HullError(f"mounts[{i}] ({m.get('type') or 'bind'} on {m['destination']}): {e}") from None
 
 
-def mount_one(rootfs, m, ctx):
+def mount_one(rootfs, m, ctx, tree_fd=None):
     opts = mounts.parse_options(m.get("options"))
     fstype = m.get("type") or ""
     source = m.get("source") or fstype or "none"
     dest = mounts.secure_join(rootfs, m["destination"])
-    if opts.is_bind or fstype == "bind":
+    if tree_fd is not None:  # idmap/ridmap: an idmapped clone of source, made by the runtime
+        import stat
+        mounts.make_mountpoint(dest, is_dir=stat.S_ISDIR(os.fstat(tree_fd).st_mode))
+        _attach(tree_fd, dest)
+        extra = opts.flags & ~(MS_BIND | MS_REC)
+        if extra:
+            remount(dest, extra | (opts.flags & MS_REC))
+    elif opts.is_bind or fstype == "bind":
         _bind(source, dest, opts)
     elif fstype == "cgroup" or fstype == "cgroup2":
         _mount_cgroup(dest, opts, ctx)
@@ -212,7 +236,8 @@ def setup(spec, ctx, before_pivot):
     hostname/sysctl/readonly/masked steps that follow pivot_root."""
     linux = spec.get("linux", {})
     rootfs = spec["root"]["path"]
-    prepare_root(rootfs, linux.get("rootfsPropagation"), ctx.in_userns)
+    prepare_root(rootfs, linux.get("rootfsPropagation"), ctx.in_userns,
+                 (getattr(ctx, "idmap_fds", None) or {}).get("root"))
     mount_all(rootfs, spec.get("mounts"), ctx)
     dev_is_bind = any(m["destination"] == "/dev" and ("bind" in (m.get("options") or ()) or
                       "rbind" in (m.get("options") or ()) or m.get("type") == "bind")

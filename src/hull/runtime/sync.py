@@ -75,7 +75,7 @@ class Channel:
         self.sock.close()
 
 
-def recv_with_fds(sock, size, maxfds=4):
+def recv_with_fds(sock, size, maxfds=64):
     """recvmsg returning (data, [fds]) — what socket.recv_fds does, on a bare _socket."""
     data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
     fds = []

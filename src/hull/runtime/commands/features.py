@@ -10,12 +10,15 @@ from hull.kernel import mounts, namespaces
 def features():
     from hull import cgroups
     from hull.kernel import capabilities, landlock, lsm, seccomp
+    from hull.kernel import idmap
     mode = cgroups.detect_mode()
+    idmapped = idmap.supported()
     return {
         "ociVersionMin": "1.0.0",
         "ociVersionMax": OCI_VERSION,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
-        "mountOptions": sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION) | {"tmpcopyup"}),
+        "mountOptions": sorted(set(mounts.FLAGS) | set(mounts.PROPAGATION) | {"tmpcopyup"} |
+                              ({"idmap", "ridmap"} if idmapped else set())),
         "linux": {
             "namespaces": sorted(namespaces.TYPES),
             "capabilities": capabilities.all_names(),
@@ -25,7 +28,7 @@ def features():
             "apparmor": {"enabled": lsm.apparmor_enabled()},
             "selinux": {"enabled": lsm.selinux_enabled()},
             "intelRdt": {"enabled": False},
-            "mountExtensions": {"idmap": {"enabled": False}},
+            "mountExtensions": {"idmap": {"enabled": idmapped}},
         },
         "annotations": {
             "org.hull.landlock.abi": str(landlock.abi()),
