@@ -317,3 +317,19 @@ def test_nothing_leaks_from_failed_idmap(runtime, tmp_path, busybox_rootfs):
     after = subprocess.run(["ps", "-eo", "pid=,comm="], capture_output=True, text=True).stdout
     new = [ln for ln in after.splitlines() if ln.split()[0] not in before and "hull" in ln]
     assert not new, new
+
+
+def test_idmapped_rootfs_lets_the_init_make_mount_points(runtime, tmp_path, userns_rootfs, host_dir):
+    """In a host-root-owned rootfs the mapped root cannot create a missing mount point; once the
+    rootfs is idmapped it owns the tree and can."""
+    assert not (userns_rootfs / "newdir").exists()
+
+    def mutate(spec):
+        userns(spec, 100000)
+        spec.setdefault("annotations", {})[ANN] = "true"
+        spec["mounts"].append({"destination": "/newdir", "type": "bind", "source": str(host_dir),
+                               "options": ["rbind", "ro"]})
+    r = _run(runtime, tmp_path, userns_rootfs, "stat -c %u /newdir", mutate)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["65534"]  # the host dir itself is not idmapped
+    assert os.stat(userns_rootfs / "newdir").st_uid == 0
