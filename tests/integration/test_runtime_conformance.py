@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import time
 
 from runtime_util import make_bundle, unique_id
 
@@ -38,3 +40,31 @@ def test_hook_state_status_and_pid_like_hooks_stdin(runtime, tmp_path, busybox_r
         seen[phase] = json.loads(state)
     assert seen["prestart"]["status"] == "created" and seen["prestart"]["pid"] == pid
     assert seen["poststart"]["status"] == "running" and seen["poststart"]["pid"] == pid
+
+
+def test_joined_mount_namespace_gets_root_path(runtime, tmp_path, fresh_rootfs):
+    """runtime-tools linux_ns_path: a container joining a mount namespace by path still has
+    root.path as its root (the host's / lacks the process's files)."""
+    (fresh_rootfs / "only-in-rootfs").write_text("inside\n")
+    holder = subprocess.Popen(["unshare", "--mount", "--fork", "--kill-child", "sleep", "300"])
+    try:
+        ns = None
+        for _ in range(200):
+            kids = open(f"/proc/{holder.pid}/task/{holder.pid}/children").read().split()
+            if kids and os.readlink(f"/proc/{kids[0]}/ns/mnt") != os.readlink("/proc/self/ns/mnt"):
+                ns = f"/proc/{kids[0]}/ns/mnt"
+                break
+            time.sleep(0.05)
+        assert ns, "unshare never made its mount namespace"
+
+        def mutate(spec):
+            for n in spec["linux"]["namespaces"]:
+                if n["type"] == "mount":
+                    n["path"] = ns
+        b = make_bundle(tmp_path, fresh_rootfs, ["cat", "/only-in-rootfs"], mutate)
+        r = runtime("run", "--bundle", b, unique_id(), check=False)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "inside\n"
+    finally:
+        holder.kill()
+        holder.wait()

@@ -151,12 +151,13 @@ def container_init(ch, spec, opts):
         rootfs.setup(spec, ctx, before_pivot)
     else:
         # Without a mount namespace of its own the container shares the host's (or another
-        # container's) mount table: hull mounts nothing there, it only changes root.
+        # container's) mount table: hull mounts nothing there, it only changes root — to
+        # root.path as seen in that table, also in a joined one (runc pivots into it there;
+        # runtime-tools linux_ns_path runs /runtimetest from the bundle).
         before_pivot(spec["root"]["path"])
         # the rootfs may have no /proc: keep a handle on ours to reopen the exec fifo later
         opts["proc_fd_dir"] = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        if not ctx.joined_mountns:
-            os.chroot(spec["root"]["path"])
+        os.chroot(spec["root"]["path"])
         os.chdir("/")
     if proc.get("terminal"):
         _setup_terminal(opts["console_fd"], proc, bind_console=ctx.own_mountns)
