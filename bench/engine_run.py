@@ -7,8 +7,8 @@ Prints median and p90 wall time, the ratio to podman, and the monitor's PSS
     sudo .venv/bin/python bench/engine_run.py [-n 30] [--no-docker] [--no-zygote]
 
 hull runs from its venv's entry script with a private HULL_ROOT; its first command starts the
-zygote (docs/engine.md), so the warm-up rounds are not counted. --no-zygote sets HULL_ZYGOTE=0
-(every command pays interpreter start-up and imports). podman needs the --ulimit flags here
+zygote (docs/engine.md), so the warm-up rounds are not counted. --no-zygote adds a row for
+hull with HULL_ZYGOTE=0 (every command pays interpreter start-up and imports). podman needs the --ulimit flags here
 (no CAP_SYS_RESOURCE, HOST-NOTES) and uses runc when its default runtime (crun) refuses this
 host's hybrid cgroup layout.
 """
@@ -53,7 +53,9 @@ class Hull:
     name = "hull"
 
     def __init__(self, tmp, tar, zygote):
-        self.env = dict(os.environ, HULL_ROOT=str(tmp / "hull"))
+        if not zygote:
+            self.name = "hull(no zygote)"
+        self.env = dict(os.environ, HULL_ROOT=str(tmp / ("hull" if zygote else "hull-nozygote")))
         self.env.pop("HULL_RUNTIME_ROOT", None)
         if not zygote:
             self.env["HULL_ZYGOTE"] = "0"
@@ -165,8 +167,10 @@ def main():
         tar = tmp / "busybox.tar"
         with tarfile.open(tar, "w") as t:
             t.add(rootfs, arcname=".")
-        hull = Hull(tmp, tar, zygote=not args.no_zygote)
+        hull = Hull(tmp, tar, zygote=True)
         engines.append(hull)
+        if args.no_zygote:  # the same engine paying interpreter start-up and imports per command
+            engines.append(Hull(tmp, tar, zygote=False))
         if shutil.which("podman"):
             engines.append(Podman(tmp, tar))
         if not args.no_docker and shutil.which("dockerd"):

@@ -230,6 +230,8 @@ def _worker(conn):
     for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
         signal.signal(s, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    import gc
+    gc.set_threshold(50000)  # mostly short-lived: (almost) no collector pauses on the start path
     req, fds = _recv_request(conn)
     for i, fd in enumerate(fds[:3]):
         if fd != i:
