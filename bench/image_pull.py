@@ -1,9 +1,12 @@
-"""hull pull vs skopeo copy vs podman pull from a local docker-registry, same run.
+"""hull pull vs skopeo copy vs podman pull from a local docker-registry, and hull push vs
+skopeo copy to one, same run.
 
-    .venv/bin/python bench/image_pull.py [--image busybox] [--runs 5]
+    .venv/bin/python bench/image_pull.py [--image busybox] [--runs 5] [--no-push]
 
 Pushes the image from $HULL_ROOT (or bootstraps busybox into a temp store), then times each
 client pulling it into a fresh destination, interleaved; prints medians and ratios to skopeo.
+Push: each run, each client uploads the image to a registry of its own that starts empty (no
+blob exists, no cross-repo mount), hull from its store, skopeo from an oci: layout copy.
 """
 
 import argparse
@@ -31,11 +34,43 @@ def timed(cmd, env=None):
     return dt
 
 
+def report(res, base_key):
+    base = statistics.median(res[base_key])
+    for k, v in res.items():
+        if v:
+            m = statistics.median(v)
+            print(f"  {k:12s} median {m * 1000:7.0f} ms   {m / base:4.2f}x skopeo   "
+                  f"(min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
+
+
+def bench_push(a, work, ref, env):
+    src_oci = work / "src-oci"
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{src_oci}:img"],
+                   check=True, capture_output=True)
+    res = {"hull push": [], "skopeo push": []}
+    for i in range(a.runs):
+        for k in res:
+            reg = Registry(work / f"push-{i}-{k.split()[0]}")
+            try:
+                dest = f"{reg.host}/bench/pushed:1"
+                if k == "hull push":
+                    subprocess.run([HULL, "tag", a.image, dest], env=env, check=True)
+                    res[k].append(timed([HULL, "push", "-q", dest], env))
+                    subprocess.run([HULL, "rmi", dest], env=env, check=True, capture_output=True)
+                else:
+                    res[k].append(timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{src_oci}:img",
+                                         f"docker://{dest}"]))
+            finally:
+                reg.stop()
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--image", default="busybox")
     ap.add_argument("--root", default=os.environ.get("HULL_ROOT"), help="store holding --image")
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--no-push", action="store_true", help="only the pull bench")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hull-bench-"))
     reg = Registry(work / "registry")
@@ -66,13 +101,12 @@ def main():
                                 "rmi", "-a", "-f"], capture_output=True)
             shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(pm_run, ignore_errors=True)
-        base = statistics.median(res["skopeo copy"])
         print(f"image {a.image} ({size / 1e6:.1f} MB compressed), {a.runs} runs, local docker-registry")
-        for k, v in res.items():
-            if v:
-                m = statistics.median(v)
-                print(f"  {k:12s} median {m * 1000:7.0f} ms   {m / base:4.2f}x skopeo   "
-                      f"(min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
+        report(res, "skopeo copy")
+        if not a.no_push:
+            push_res = bench_push(a, work, ref, env)
+            print(f"push to an empty docker-registry, {a.runs} runs")
+            report(push_res, "skopeo push")
     finally:
         reg.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,6 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode, urljoin
 
 from hull.errors import HullError, NotFound
@@ -87,33 +86,19 @@ def _error_text(resp):
     return (resp.text or resp.reason_phrase or "")[:200].strip()
 
 
-def _import_httpx():
-    """httpx's __init__ imports its own CLI (httpx._main: rich, pygments, click) when those are
-    installed, ~80 ms on every `hull pull`. hull never uses that CLI: give it a stub."""
-    import sys
-    if "httpx" not in sys.modules and "httpx._main" not in sys.modules:
-        import types
-        stub = types.ModuleType("httpx._main")
-        stub.main = lambda *a, **k: None
-        sys.modules["httpx._main"] = stub
-    import httpx
-    return httpx
-
-
 class Client:
     """One registry host. Thread-safe enough for parallel blob transfers."""
 
     def __init__(self, host, insecure=None, credentials=None, retries=4, backoff=0.25, timeout=60):
-        httpx = _import_httpx()
-        self.httpx = httpx
+        from hull.image import http
+        self.net = http  # httpx's API, the part used here, on http.client
         self.host = host
         self.insecure = is_insecure_host(host) if insecure is None else insecure
         self.credentials = credentials if credentials is not None else auth_mod.get(host)
         self.retries = retries
         self.backoff = backoff
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=15), follow_redirects=True,
-                                 verify=not self.insecure,
-                                 limits=httpx.Limits(max_connections=16, max_keepalive_connections=16))
+        self.http = http.Client(timeout=timeout, connect_timeout=15, follow_redirects=True,
+                                verify=not self.insecure, max_idle=16)
         self.base = None
         self.challenge = (None, {})
         self._tokens = {}
@@ -141,7 +126,7 @@ class Client:
             for attempt in range(self.retries + 1):
                 try:
                     r = self.http.get(url)
-                except self.httpx.ConnectError as e:
+                except self.net.ConnectError as e:
                     last = e
                     if scheme == "https" and self.insecure:
                         break  # try plain http
@@ -149,7 +134,7 @@ class Client:
                         time.sleep(self.backoff * 2 ** attempt)
                         continue
                     break
-                except self.httpx.TransportError as e:
+                except self.net.TransportError as e:
                     last = e
                     if attempt < self.retries:
                         time.sleep(self.backoff * 2 ** attempt)
@@ -185,7 +170,7 @@ class Client:
         for attempt in range(self.retries + 1):
             try:
                 r = self.http.get(realm, params=query, **kw)
-            except self.httpx.TransportError as e:
+            except self.net.TransportError as e:
                 if attempt < self.retries:
                     time.sleep(self.backoff * 2 ** attempt)
                     continue
@@ -237,7 +222,7 @@ class Client:
             try:
                 req = self.http.build_request(method, url, headers=h, content=body)
                 r = self.http.send(req, stream=stream)
-            except self.httpx.TransportError as e:
+            except self.net.TransportError as e:
                 attempt += 1
                 if attempt < tries:
                     time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -348,9 +333,9 @@ class Client:
                         finally:
                             r.close()
                         if size is not None and w.offset < size:
-                            raise self.httpx.RemoteProtocolError("connection closed before the end of the blob")
+                            raise self.net.RemoteProtocolError("connection closed before the end of the blob")
                         break
-                    except self.httpx.TransportError as e:
+                    except self.net.TransportError as e:
                         attempt += 1
                         if attempt > self.retries:
                             raise RegistryError(f"downloading {digest} from {self.host}/{repo}: {e} "
@@ -466,6 +451,38 @@ def select_platform(manifests, platform=None):
 
 # -- pull / push -------------------------------------------------------------------------
 
+def _parallel(jobs, workers):
+    """Run [(fn, args)] on up to `workers` threads (the caller's one of them); wait for all;
+    re-raise the first job's error in job order. (concurrent.futures costs ~13 ms to import.)"""
+    jobs = list(jobs)
+    results = [None] * len(jobs)
+    errors = [None] * len(jobs)
+    lock = threading.Lock()
+    it = iter(range(len(jobs)))
+
+    def work():
+        while True:
+            with lock:
+                i = next(it, None)
+            if i is None:
+                return
+            fn, args = jobs[i]
+            try:
+                results[i] = fn(*args)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller below
+                errors[i] = e
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(max(1, workers), len(jobs)) - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    for e in errors:
+        if e is not None:
+            raise e
+    return results
+
+
 def pull(ref, store=None, platform=None, reporter=None, insecure=None, credentials=None, workers=4,
          retries=4):
     """Pull `ref` (str or Reference) into the store. Returns the stored Image."""
@@ -494,17 +511,8 @@ def pull(ref, store=None, platform=None, reporter=None, insecure=None, credentia
         for b in blobs:
             if b.get("urls") and not store.has_blob(b["digest"]):
                 pass  # foreign layers: fetched from the registry like any other (mirrors host them)
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futs = [pool.submit(c.fetch_blob, ref.repository, b, store, reporter,
-                                None if i else "config") for i, b in enumerate(blobs)]
-            errors = []
-            for f in futs:
-                try:
-                    f.result()
-                except BaseException as e:  # noqa: BLE001 - collected and re-raised below
-                    errors.append(e)
-            if errors:
-                raise errors[0]
+        _parallel([(c.fetch_blob, (ref.repository, b, store, reporter, None if i else "config"))
+                   for i, b in enumerate(blobs)], workers)
         store.put_blob(data, digest)
         name = str(ref) if ref.tag else f"{ref.name}@{ref.digest}"
         store.add({"mediaType": mt, "digest": digest, "size": len(data), "annotations": annotations}, name)
@@ -548,13 +556,10 @@ def push(source, dest=None, store=None, reporter=None, insecure=None, credential
     data = store.read_blob(img.digest)
     with Client(ref.registry_host, insecure=insecure, credentials=credentials, retries=retries) as c:
         reporter.message(f"The push refers to repository [{ref.name}]")
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futs = [pool.submit(c.upload_blob, ref.repository, desc, store, reporter,
-                                _mount_sources(store, ref, desc["digest"]), chunk_size)
-                    for desc in img.layers]
-            for f in futs:
-                f.result()
-        c.upload_blob(ref.repository, img.manifest["config"], store, None, (), chunk_size)
+        jobs = [(c.upload_blob, (ref.repository, desc, store, reporter, _mount_sources(store, ref, desc["digest"]),
+                                 chunk_size)) for desc in img.layers]
+        jobs.append((c.upload_blob, (ref.repository, img.manifest["config"], store, None, (), chunk_size)))
+        _parallel(jobs, workers)  # the config with the layers: the manifest goes up after all
         digest = c.put_manifest(ref.repository, ref.tag or "latest", data, img.media_type)
     reporter.message(f"{ref.tag}: digest: {digest} size: {len(data)}")
     return digest
