@@ -149,6 +149,9 @@ def _human(n):
         n /= 1024
 
 
+_MAX_CACHED_FDS = 256
+
+
 class _Unpacker:
     def __init__(self, root, allow_devices, max_entry, max_total):
         self.root = str(root)
@@ -160,40 +163,53 @@ class _Unpacker:
         self.dirs = []
         self.skipped = []
         self.is_root = os.geteuid() == 0
+        self._fds = {}  # parts tuple -> O_NOFOLLOW-opened dir fd (see _dirfd)
 
     def close(self):
+        self._forget(())
         os.close(self.rootfd)
 
     def _dirfd(self, parts, name, create=True):
-        """fd of the directory `parts` under root, never following a symlink."""
-        fd = os.dup(self.rootfd)
-        try:
-            for i, comp in enumerate(parts):
-                try:
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(comp, 0o755, dir_fd=fd)
-                    nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except OSError as e:
-                    if e.errno not in (errno.ELOOP, errno.ENOTDIR):
-                        raise
-                    where = "/".join(parts[:i + 1])
-                    st = os.lstat(comp, dir_fd=fd)
-                    if stat.S_ISLNK(st.st_mode):
-                        target = os.readlink(comp, dir_fd=fd)
-                        raise UnsafeLayer(f"layer entry {name!r} is written through the symlink {where!r} "
-                                          f"(-> {target!r}); refusing the layer") from None
-                    raise UnsafeLayer(f"layer entry {name!r}: {where!r} is not a directory") from None
-                os.close(fd)
-                fd = nfd
+        """fd of the directory `parts` under root, never following a symlink. Borrowed from a
+        cache (do not close it): each component is opened once with O_NOFOLLOW from its cached
+        parent, not re-walked from the root for every entry (that was ~7 opens per entry)."""
+        key = tuple(parts)
+        if not key:
+            return self.rootfd
+        fd = self._fds.get(key)
+        if fd is not None:
             return fd
-        except BaseException:
-            os.close(fd)
-            raise
+        parent = self._dirfd(key[:-1], name, create)
+        comp = key[-1]
+        try:
+            nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(comp, 0o755, dir_fd=parent)
+            nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            where = "/".join(key)
+            st = os.lstat(comp, dir_fd=parent)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.readlink(comp, dir_fd=parent)
+                raise UnsafeLayer(f"layer entry {name!r} is written through the symlink {where!r} "
+                                  f"(-> {target!r}); refusing the layer") from None
+            raise UnsafeLayer(f"layer entry {name!r}: {where!r} is not a directory") from None
+        if len(self._fds) >= _MAX_CACHED_FDS:
+            self._forget(())  # the parent is not needed any more: nfd is not cached yet
+        self._fds[key] = nfd
+        return nfd
 
-    def _clear(self, pfd, name, keep_dir=False):
+    def _forget(self, prefix):
+        """Close the cached fds of `prefix` and everything under it (it was removed)."""
+        n = len(prefix)
+        for key in [k for k in self._fds if k[:n] == prefix]:
+            os.close(self._fds.pop(key))
+
+    def _clear(self, pfd, name, keep_dir=False, parts=None):
         try:
             st = os.lstat(name, dir_fd=pfd)
         except FileNotFoundError:
@@ -201,6 +217,10 @@ class _Unpacker:
         if stat.S_ISDIR(st.st_mode):
             if keep_dir:
                 return
+            if parts is not None:
+                self._forget(tuple(parts))
+            else:
+                self._forget(())
             shutil.rmtree(name, dir_fd=pfd)
         else:
             os.unlink(name, dir_fd=pfd)
@@ -248,101 +268,96 @@ class _Unpacker:
                               "refusing the layer")
         base = parts[-1]
         pfd = self._dirfd(parts[:-1], m.name)
-        try:
-            if base == OPAQUE:
-                try:
-                    os.setxattr(pfd, OPAQUE_XATTR, b"y")
-                except OSError as e:
-                    raise HullError(f"layer entry {m.name!r}: cannot mark the directory opaque "
-                                    f"({OPAQUE_XATTR}): {e.strerror}; the layer dir needs a filesystem "
-                                    "with trusted xattrs, and root") from None
-                return
-            if base.startswith(WHITEOUT_PREFIX):
-                real = base[len(WHITEOUT_PREFIX):]
-                if not real or real in (".", ".."):
-                    raise UnsafeLayer(f"layer entry {m.name!r} is an invalid whiteout")
-                self._clear(pfd, real)
-                os.mknod(real, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
-                return
-            if m.isdir():
-                self._clear(pfd, base, keep_dir=True)
-                try:
-                    os.mkdir(base, 0o700, dir_fd=pfd)
-                except FileExistsError:
-                    pass
-                self.dirs.append((parts, m))
-                return
-            self._clear(pfd, base)
-            if m.isreg():
-                st = os.statvfs(pfd)
-                if m.size > st.f_bavail * st.f_frsize:
-                    raise UnsafeLayer(f"layer entry {m.name!r} needs {_human(m.size)}; only "
-                                      f"{_human(st.f_bavail * st.f_frsize)} free under {self.root}")
-                fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o600, dir_fd=pfd)
-                try:
-                    src = tf.extractfile(m)
-                    left = m.size
-                    while left > 0:
-                        chunk = src.read(min(left, _CHUNK))
-                        if not chunk:
-                            raise UnsafeLayer(f"layer entry {m.name!r}: archive ends before its "
-                                              f"{_human(m.size)} of data; the layer is truncated")
-                        _write_all(fd, chunk)
-                        left -= len(chunk)
-                    self._meta(fd, m)
-                    os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
-                finally:
-                    os.close(fd)
-            elif m.issym():
-                os.symlink(m.linkname, base, dir_fd=pfd)
-                self._meta(None, m, pfd, base, is_link=True)
-                os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
-            elif m.islnk():
-                tparts = _split(m.linkname, "hardlink target")
-                if not tparts:
-                    raise UnsafeLayer(f"layer entry {m.name!r} hardlinks to the layer root")
-                try:
-                    tfd = self._dirfd(tparts[:-1], m.name, create=False)
-                except FileNotFoundError:
-                    tfd = None
-                try:
-                    if tfd is None:
-                        raise FileNotFoundError
-                    os.lstat(tparts[-1], dir_fd=tfd)
-                    os.link(tparts[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
-                except FileNotFoundError:
-                    raise UnsafeLayer(f"layer entry {m.name!r} hardlinks to {m.linkname!r}, which is not in "
-                                      "this layer; refusing the layer") from None
-                finally:
-                    if tfd is not None:
-                        os.close(tfd)
-            elif m.ischr() or m.isblk():
-                if not self.allow_devices:
-                    self.skipped.append(m.name)
-                    return
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
-                os.mknod(base, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
-                self._meta(None, m, pfd, base)
-                os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
-            elif m.isfifo():
-                os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd)
-                self._meta(None, m, pfd, base)
-                os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
-            else:
-                self.skipped.append(m.name)
-        finally:
-            os.close(pfd)
-
-    def finish(self):
-        # Directories last and deepest first, so writing their children did not move mtimes.
-        for parts, m in sorted(self.dirs, key=lambda pm: -len(pm[0])):
-            fd = self._dirfd(parts, m.name, create=False)
+        # pfd is borrowed from the cache: not closed here
+        if base == OPAQUE:
             try:
+                os.setxattr(pfd, OPAQUE_XATTR, b"y")
+            except OSError as e:
+                raise HullError(f"layer entry {m.name!r}: cannot mark the directory opaque "
+                                f"({OPAQUE_XATTR}): {e.strerror}; the layer dir needs a filesystem "
+                                "with trusted xattrs, and root") from None
+            return
+        if base.startswith(WHITEOUT_PREFIX):
+            real = base[len(WHITEOUT_PREFIX):]
+            if not real or real in (".", ".."):
+                raise UnsafeLayer(f"layer entry {m.name!r} is an invalid whiteout")
+            self._clear(pfd, real, parts=parts[:-1] + [real])
+            os.mknod(real, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=pfd)
+            return
+        if m.isdir():
+            self._clear(pfd, base, keep_dir=True)
+            try:
+                os.mkdir(base, 0o700, dir_fd=pfd)
+            except FileExistsError:
+                pass
+            self.dirs.append((parts, m))
+            return
+        self._clear(pfd, base, parts=parts)
+        if m.isreg():
+            st = os.statvfs(pfd) if m.size >= _CHUNK else None
+            if st is not None and m.size > st.f_bavail * st.f_frsize:
+                raise UnsafeLayer(f"layer entry {m.name!r} needs {_human(m.size)}; only "
+                                  f"{_human(st.f_bavail * st.f_frsize)} free under {self.root}")
+            fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600, dir_fd=pfd)
+            try:
+                src = tf.extractfile(m)
+                left = m.size
+                while left > 0:
+                    chunk = src.read(min(left, _CHUNK))
+                    if not chunk:
+                        raise UnsafeLayer(f"layer entry {m.name!r}: archive ends before its "
+                                          f"{_human(m.size)} of data; the layer is truncated")
+                    _write_all(fd, chunk)
+                    left -= len(chunk)
                 self._meta(fd, m)
                 os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
             finally:
                 os.close(fd)
+        elif m.issym():
+            os.symlink(m.linkname, base, dir_fd=pfd)
+            self._meta(None, m, pfd, base, is_link=True)
+            os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
+        elif m.islnk():
+            tparts = _split(m.linkname, "hardlink target")
+            if not tparts:
+                raise UnsafeLayer(f"layer entry {m.name!r} hardlinks to the layer root")
+            try:
+                tfd = self._dirfd(tparts[:-1], m.name, create=False)
+            except FileNotFoundError:
+                tfd = None
+            try:
+                if tfd is None:
+                    raise FileNotFoundError
+                os.lstat(tparts[-1], dir_fd=tfd)
+                os.link(tparts[-1], base, src_dir_fd=tfd, dst_dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                raise UnsafeLayer(f"layer entry {m.name!r} hardlinks to {m.linkname!r}, which is not in "
+                                  "this layer; refusing the layer") from None
+        elif m.ischr() or m.isblk():
+            if not self.allow_devices:
+                self.skipped.append(m.name)
+                return
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            os.mknod(base, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor), dir_fd=pfd)
+            self._meta(None, m, pfd, base)
+            os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
+        elif m.isfifo():
+            os.mkfifo(base, m.mode & 0o7777, dir_fd=pfd)
+            self._meta(None, m, pfd, base)
+            os.utime(base, ns=(int(m.mtime * 1e9),) * 2, dir_fd=pfd, follow_symlinks=False)
+        else:
+            self.skipped.append(m.name)
+
+    def finish(self):
+        # Directories last and deepest first, so writing their children did not move mtimes.
+        for parts, m in sorted(self.dirs, key=lambda pm: -len(pm[0])):
+            try:
+                fd = self._dirfd(parts, m.name, create=False)
+            except (FileNotFoundError, UnsafeLayer):
+                continue  # replaced later in the layer (by a file, a symlink, a whiteout)
+            self._meta(fd, m)
+            os.utime(fd, ns=(int(m.mtime * 1e9),) * 2)
 
 
 def _write_all(fd, data):
