@@ -68,3 +68,26 @@ def test_joined_mount_namespace_gets_root_path(runtime, tmp_path, fresh_rootfs):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_lsm_fields_are_refused_where_the_kernel_lacks_them(runtime, tmp_path, busybox_rootfs):
+    """runtime-tools linux_process_apparmor_profile / linux_mount_label passed only because hull
+    ignored the fields: a profile or label this kernel cannot apply is a clear error at create
+    (docs/security.md); AppArmor's "unconfined" needs nothing and is accepted."""
+    from hull.kernel import lsm
+    lsms = lsm.active()
+    cases = []
+    if not lsm.apparmor_enabled(lsms):
+        cases.append(("process.apparmorProfile", lambda s: s["process"].__setitem__("apparmorProfile", "acme_secure_profile")))
+    if not lsm.selinux_enabled(lsms):
+        cases.append(("linux.mountLabel", lambda s: s["linux"].__setitem__("mountLabel", "system_u:object_r:svirt_sandbox_file_t:s0")))
+        cases.append(("process.selinuxLabel", lambda s: s["process"].__setitem__("selinuxLabel", "system_u:system_r:svirt_lxc_net_t:s0")))
+    for field, mutate in cases:
+        cid = unique_id()
+        b = make_bundle(tmp_path, busybox_rootfs, ["true"], mutate)
+        r = runtime("create", "--bundle", b, cid, check=False)
+        assert r.returncode == 1 and field in r.stderr and "not enabled on this kernel" in r.stderr, r.stderr
+        assert cid not in runtime.ids()
+    b = make_bundle(tmp_path, busybox_rootfs, ["true"], lambda s: s["process"].__setitem__("apparmorProfile", "unconfined"))
+    r = runtime("run", "--bundle", b, unique_id(), check=False)
+    assert r.returncode == 0, r.stderr

@@ -109,7 +109,7 @@ def preload(spec):
     reachable from inside the container's rootfs."""
     import fcntl, resource, struct, termios  # noqa: E401,F401 - used lazily after pivot
     from hull.kernel import netdev  # noqa: F401
-    from hull.kernel import capabilities, mounts, prctl  # noqa: F401
+    from hull.kernel import capabilities, lsm, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
     from hull.runtime import console, rootfs  # noqa: F401
     from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
@@ -172,6 +172,7 @@ def container_init(ch, spec, opts):
         rootfs.masked_paths(linux.get("maskedPaths"))
         if spec["root"].get("readonly"):
             rootfs.readonly_root()
+    _apply_lsm(proc)
     notify_fd = apply_process(proc, linux, spec.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
     if notify_fd is None:
@@ -192,6 +193,14 @@ def container_init(ch, spec, opts):
         from hull.runtime import hooks as hookrun
         hookrun.run_hooks(hooks, opts["state"], "startContainer")
     process.execute(path, proc["args"], _env(proc, opts))
+
+
+def _apply_lsm(proc):
+    """AppArmor profile / SELinux label for the next execve (as runc, before capabilities are
+    dropped); `create` has refused them already where the kernel does not run that LSM."""
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
+        from hull.kernel import lsm
+        lsm.apply(proc)
 
 
 def _env(proc, opts):
@@ -286,6 +295,7 @@ def exec_stage2(ch, proc, linux, opts):
     if proc.get("terminal"):
         os.setsid()
         _setup_terminal(opts["console_fd"], proc, bind_console=False)
+    _apply_lsm(proc)
     notify_fd = apply_process(proc, linux, opts.get("annotations") or {}, opts)
     path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
     if notify_fd is None:

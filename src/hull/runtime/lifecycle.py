@@ -96,6 +96,8 @@ def create(root, cid, bundle, opts):
     if not spec.get("process"):
         raise HullError("config.json: process: must be set to create a container")
     linux = spec.setdefault("linux", {})
+    from hull.kernel import lsm
+    lsm.validate(spec)  # an AppArmor profile / SELinux label this kernel cannot apply: an error, not ignored
     cgroup_path = cgroups.resolve_path(linux.get("cgroupsPath"), cid, systemd=bool(opts.systemd_cgroup))
     if linux.get("resources"):
         cgroups.validate(linux["resources"])

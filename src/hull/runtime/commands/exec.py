@@ -73,6 +73,9 @@ def build_process(base, args):
                 caps[s] = list(dict.fromkeys((caps.get(s) or []) + args.cap))
     specmod.validate_process(proc, "process")
     specmod.process_defaults(proc)
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
+        from hull.kernel import lsm
+        lsm.validate({"process": proc})
     return proc
 
 
