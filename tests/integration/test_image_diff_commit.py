@@ -43,7 +43,10 @@ def test_commit_running_container_pauses_and_resumes(clean):
     clean.out("commit", "--pause=false", "dc3", "committed/two")
     assert clean("run", "--rm", "committed/two", "cat", "/state").stdout == "running\n"
     clean("rm", "-f", "dc3")
-    clean("rmi", "committed/two", img_id)
+    clean("rmi", "committed/two")
+    # both commits may have produced the same image (same content within the same second)
+    p = clean("rmi", img_id, check=False)
+    assert p.returncode == 0 or "no such image" in p.stderr
 
 
 def test_diff_commit_errors(clean):
