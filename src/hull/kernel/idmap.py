@@ -3,6 +3,7 @@
 import os
 
 from hull.errors import KernelError
+from hull.kernel.system import write_proc
 
 
 def format_map(mappings):
@@ -10,14 +11,7 @@ def format_map(mappings):
 
 
 def _write(path, text):
-    try:
-        fd = os.open(path, os.O_WRONLY)
-        try:
-            os.write(fd, text.encode())
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise KernelError(e.errno, "write", path, text.strip().replace("\n", "; ")) from None
+    write_proc(path, text, detail=text.strip().replace("\n", "; "))
 
 
 def write_maps(pid, uid_mappings, gid_mappings, deny_setgroups=False):

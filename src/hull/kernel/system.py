@@ -44,16 +44,20 @@ def set_controlling_tty(fd):
         raise KernelError(e.errno, "ioctl(TIOCSCTTY)") from None
 
 
-def write_sysctl(key, value):
-    path = "/proc/sys/" + key.replace(".", "/")
+def write_proc(path, text, call="write", what=None, detail=None):
+    """One unbuffered write to a /proc (or /sys) file, so the kernel's error is seen."""
     try:
         fd = os.open(path, os.O_WRONLY)
         try:
-            os.write(fd, value.encode())
+            os.write(fd, text.encode())
         finally:
             os.close(fd)
     except OSError as e:
-        raise KernelError(e.errno, "write sysctl", key, f"value {value!r}") from None
+        raise KernelError(e.errno, call, what or path, detail) from None
+
+
+def write_sysctl(key, value):
+    write_proc("/proc/sys/" + key.replace(".", "/"), value, "write sysctl", key, f"value {value!r}")
 
 
 PR_SET_CHILD_SUBREAPER = 36

@@ -3,7 +3,7 @@ propagation, rootfs bind, spec mounts, devices, pivot_root, then readonly and ma
 
 import os
 
-from hull.errors import HullError, KernelError, SpecError
+from hull.errors import HullError, KernelError
 from hull.kernel import mounts
 from hull.kernel.mounts import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE,
                                 MS_RDONLY, MS_REC, MS_REMOUNT, MS_SLAVE)
