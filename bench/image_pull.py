@@ -5,6 +5,9 @@ skopeo copy to one, same run.
 
 Pushes the image from $HULL_ROOT (or bootstraps busybox into a temp store), then times each
 client pulling it into a fresh destination, interleaved; prints medians and ratios to skopeo.
+hull pulls into one store whose zygote is warm (as on a machine where hull is in use), and
+`hull rmi` between runs removes the image and its blobs, so every pull downloads everything;
+the "no zygote" row pulls into a fresh store with HULL_ZYGOTE=0 (the cold, in-process CLI).
 Push: each run, each client uploads the image to a registry of its own that starts empty (no
 blob exists, no cross-repo mount), hull from its store, skopeo from an oci: layout copy.
 """
@@ -34,12 +37,25 @@ def timed(cmd, env=None):
     return dt
 
 
+def warm(env):
+    """Start the zygote for env's HULL_ROOT and wait until it serves."""
+    sock = Path(env["HULL_ROOT"]) / "run" / "zygote.sock"
+    deadline = time.monotonic() + 30
+    while True:
+        subprocess.run([HULL, "images", "-q"], env=env, check=True, capture_output=True)
+        if sock.exists() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    for _ in range(3):
+        subprocess.run([HULL, "images", "-q"], env=env, check=True, capture_output=True)
+
+
 def report(res, base_key):
     base = statistics.median(res[base_key])
     for k, v in res.items():
         if v:
             m = statistics.median(v)
-            print(f"  {k:12s} median {m * 1000:7.0f} ms   {m / base:4.2f}x skopeo   "
+            print(f"  {k:20s} median {m * 1000:7.0f} ms   {m / base:4.2f}x skopeo   "
                   f"(min {min(v) * 1000:.0f}, max {max(v) * 1000:.0f})")
 
 
@@ -47,15 +63,17 @@ def bench_push(a, work, ref, env):
     src_oci = work / "src-oci"
     subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"oci:{src_oci}:img"],
                    check=True, capture_output=True)
-    res = {"hull push": [], "skopeo push": []}
+    res = {"hull push": [], "skopeo push": [], "hull push no zygote": []}
+    warm(env)
     for i in range(a.runs):
         for k in res:
-            reg = Registry(work / f"push-{i}-{k.split()[0]}")
+            reg = Registry(work / f"push-{i}-{k.replace(' ', '-')}")
             try:
                 dest = f"{reg.host}/bench/pushed:1"
-                if k == "hull push":
+                if k.startswith("hull"):
                     subprocess.run([HULL, "tag", a.image, dest], env=env, check=True)
-                    res[k].append(timed([HULL, "push", "-q", dest], env))
+                    res[k].append(timed([HULL, "push", "-q", dest],
+                                        dict(env, HULL_ZYGOTE="0") if "no zygote" in k else env))
                     subprocess.run([HULL, "rmi", dest], env=env, check=True, capture_output=True)
                 else:
                     res[k].append(timed(["skopeo", "copy", "-q", "--dest-tls-verify=false", f"oci:{src_oci}:img",
@@ -85,12 +103,20 @@ def main():
         subprocess.run([HULL, "rmi", ref], env=env, check=True, capture_output=True)
         size = int(subprocess.run([HULL, "image", "inspect", "-f", ".Size", a.image], env=env,
                                   capture_output=True, text=True).stdout.strip())
-        res = {"hull pull": [], "skopeo copy": [], "podman pull": []}
+        res = {"hull pull": [], "skopeo copy": [], "podman pull": [], "hull no zygote": []}
+        pull_env = dict(os.environ, HULL_ROOT=str(work / "pull-root"))
+        warm(pull_env)
         podman = shutil.which("podman")
         pm_run = tempfile.mkdtemp(prefix="pm-", dir="/tmp")
         for i in range(a.runs):
             d = work / f"run{i}"
-            res["hull pull"].append(timed([HULL, "pull", "-q", ref], dict(os.environ, HULL_ROOT=str(d / "hull"))))
+            res["hull pull"].append(timed([HULL, "pull", "-q", ref], pull_env))
+            subprocess.run([HULL, "rmi", ref], env=pull_env, check=True, capture_output=True)
+            left = list((work / "pull-root" / "images" / "blobs" / "sha256").glob("*"))
+            if left:
+                raise SystemExit(f"hull rmi left blobs behind: {left}")
+            res["hull no zygote"].append(timed([HULL, "pull", "-q", ref],
+                                               dict(os.environ, HULL_ROOT=str(d / "hull"), HULL_ZYGOTE="0")))
             res["skopeo copy"].append(timed(["skopeo", "copy", "-q", "--src-tls-verify=false", f"docker://{ref}",
                                              f"oci:{d}/skopeo:img"]))
             if podman:

@@ -13,10 +13,14 @@ import sys
 import _signal
 import _socket
 
-# commands whose output is plain text through click (no rich live displays)
+# commands the zygote's worker runs: container commands, and image commands whose start-up
+# (click, http.client + ssl, the registry code) dominated a small pull or push. pull/push draw
+# rich progress bars on a terminal: the worker has the client's stdio fds, so isatty() and the
+# window size are the client's; a non-tty gets Docker-style status lines as before.
 COMMANDS = frozenset((
     "run", "create", "start", "stop", "kill", "restart", "rm", "ps", "logs", "exec", "wait",
     "inspect", "attach", "top", "ns", "pause", "unpause", "rename", "port", "container",
+    "pull", "push", "images", "tag", "rmi",
 ))
 _FORWARD = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
             _signal.SIGUSR2, _signal.SIGWINCH)

@@ -38,6 +38,7 @@ PRELOAD = (
     "hull.cgroups", "hull.cgroups.fs", "hull.kernel.seccomp", "hull.kernel.capabilities",
     "hull.kernel.system", "hull.kernel.mounts", "hull.kernel.namespaces",
     "termios", "tty", "fcntl", "calendar", "shutil", "io", "threading",
+    "hull.cli.images", "hull.image.registry", "hull.image.http", "ssl",  # pull/push
 )
 
 
