@@ -21,6 +21,7 @@ COMMANDS = frozenset((
     "run", "create", "start", "stop", "kill", "restart", "rm", "ps", "logs", "exec", "wait",
     "inspect", "attach", "top", "ns", "pause", "unpause", "rename", "port", "container",
     "pull", "push", "images", "tag", "rmi",
+    "build",  # plain progress lines; a cached rebuild is ~8 ms of work behind ~150 ms of imports
 ))
 _FORWARD = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT, _signal.SIGUSR1,
             _signal.SIGUSR2, _signal.SIGWINCH)

@@ -39,6 +39,9 @@ PRELOAD = (
     "hull.kernel.system", "hull.kernel.mounts", "hull.kernel.namespaces",
     "termios", "tty", "fcntl", "calendar", "shutil", "io", "threading",
     "hull.cli.images", "hull.image.registry", "hull.image.http", "ssl",  # pull/push
+    "hull.cli.build", "hull.build.builder", "hull.build.cache", "hull.build.context",  # build
+    "hull.build.dockerfile", "hull.build.dockerignore", "secrets", "encodings.utf_8_sig",
+    "difflib",  # click tries each short option (-q, -t) as a long one first: NoSuchOption imports it
 )
 
 

@@ -366,8 +366,9 @@ class Store:
                     if not d["annotations"]:
                         del d["annotations"]
                     out.append(d)
-            index["manifests"] = out
-            self._write_index(index)
+            if out != index.get("manifests"):  # a cached rebuild re-names the same image: no write, no fsync
+                index["manifests"] = out
+                self._write_index(index)
         return desc
 
     def remove_entries(self, predicate):
@@ -415,6 +416,10 @@ class Store:
         `hull images` prints it) or by manifest digest. Raises NotFound."""
         if not text:
             raise UsageError("no image given")
+        if not reference.is_short_id(text):
+            img = self._resolve_name(text)
+            if img is not None:
+                return img
         images = self.images()
         if reference.is_short_id(text):
             t = text if text.startswith("sha256:") else "sha256:" + text
@@ -439,6 +444,29 @@ class Store:
                     return img
         raise NotFound(f"no such image: {ref.familiar()} (pull it with `hull pull {ref.familiar()}` "
                        "or make it with `hull image bootstrap`)")
+
+    def _resolve_name(self, text):
+        """The image named `text` (a tag reference, no digest), loading only that one manifest
+        and config rather than every image's (the store keeps dangling images from rebuilds);
+        None when it is not a plain name or did not load: resolve's full scan decides then."""
+        try:
+            ref = reference.parse(text)
+        except HullError:
+            return None
+        if ref.digest:
+            return None
+        want = str(ref)
+        entries = self.entries()
+        hit = next((e for e in entries if (e.get("annotations") or {}).get(REF_NAME) == want), None)
+        if hit is None:
+            return None
+        d = hit["digest"]
+        first = next(e for e in entries if e["digest"] == d)
+        names = [n for e in entries if e["digest"] == d for n in [(e.get("annotations") or {}).get(REF_NAME)] if n]
+        try:
+            return self.load(d, names, first.get("mediaType"))
+        except (NotFound, HullError):
+            return None
 
     def exists(self, text):
         try:
