@@ -167,8 +167,8 @@ class Builder:
                 raise BuildError(f'target stage "{opts.target}" could not be found')
         needed = self._needed(target)
         self.store.init()
+        # made by the first step that needs a snapshot (_snapshot): a fully cached build never does
         self.work = self.store.root / "tmp" / f"build-{secrets.token_hex(6)}"
-        self.work.mkdir(parents=True)
         try:
             with self.store.lease():
                 for st in self.stages:
@@ -508,6 +508,7 @@ class Builder:
     # ------------------------------------------------------------------ filesystem steps
     def _snapshot(self, state, name):
         from hull.image import snapshot
+        self.work.mkdir(parents=True, exist_ok=True)
         cdir = self.work / name
         rootfs = snapshot.prepare(state.image(self.store), cdir, driver="overlay", owner="build")
         rec = snapshot.record(cdir, self.store)
