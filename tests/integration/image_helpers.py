@@ -118,7 +118,14 @@ def hull_root(tmp_path, monkeypatch):
     root = tmp_path / "hullroot"
     monkeypatch.setenv("HULL_ROOT", str(root))
     monkeypatch.setenv("HULL_AUTH_FILE", str(tmp_path / "auth.json"))
-    return root
+    # image commands start a zygote for their root (hull.cli.fast): one started late in a test
+    # leaves by itself after 5 s idle; one already serving leaves when its socket goes (~2 s)
+    monkeypatch.setenv("HULL_ZYGOTE_IDLE", "5")
+    yield root
+    try:
+        os.unlink(root / "run" / "zygote.sock")
+    except OSError:
+        pass
 
 
 def hull(*args, check=True, env=None, input=None):

@@ -257,6 +257,10 @@ class Client:
     def _fail(self, method, url, r):
         text = _error_text(r)
         if r.status_code == 401:
+            _, ch = parse_challenge(r.headers.get("www-authenticate"))
+            if self.credentials and ch.get("error") == "insufficient_scope":
+                raise AuthError(f"{self.host}: access denied: the token server did not grant "
+                                f"{ch.get('scope') or 'the needed scope'} to {self.credentials[0]}")
             hint = "run `hull login " + self.host + "`" if not self.credentials else "the stored credentials were refused; `hull login` again"
             raise AuthError(f"{self.host}: unauthorized: {text or 'authentication required'} ({hint})")
         if r.status_code == 403:
