@@ -240,7 +240,9 @@ def test_token_pull_only_user_cannot_push(token_registry, hull_root):
     assert pulled.digest == img.digest
     with pytest.raises(AuthError) as e:
         reg.push("busybox", f"{host}/shared/bb:2", src, credentials=reader)
-    assert host in str(e.value) and "did not grant repository:shared/bb:pull,push to reader" in str(e.value)
+    msg = str(e.value)  # the registry lists the actions in no fixed order
+    assert host in msg and "access denied" in msg and msg.endswith("to reader"), msg
+    assert "did not grant repository:shared/bb:" in msg and "push" in msg, msg
     with pytest.raises(AuthError) as e:
         reg.pull(f"{host}/shared/bb:1", src, credentials=("reader", "wrong"))
     assert "authentication failed" in str(e.value)
