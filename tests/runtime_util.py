@@ -88,3 +88,42 @@ def userns(spec, host_base=100000, size=65536):
 
 def deep(d):
     return copy.deepcopy(d)
+
+
+def console_listener(path, result):
+    """A client's --console-socket: accept one connection and keep the pty master it sends
+    (result["master"]). Returns the accepting thread."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    srv.settimeout(20)
+
+    def accept():
+        try:
+            conn, _ = srv.accept()
+            _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
+            result["master"] = fds[0]
+            conn.close()
+        finally:
+            srv.close()
+    t = threading.Thread(target=accept)
+    t.start()
+    return t
+
+
+def read_until(fd, needle, timeout=15):
+    """Read a pty master until `needle` shows up (or the timeout); returns what was read."""
+    import time
+    buf = b""
+    deadline = time.monotonic() + timeout
+    os.set_blocking(fd, False)
+    while needle not in buf and time.monotonic() < deadline:
+        try:
+            buf += os.read(fd, 4096)
+        except BlockingIOError:
+            time.sleep(0.02)
+        except OSError:
+            break
+    return buf

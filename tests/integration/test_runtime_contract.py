@@ -5,13 +5,11 @@ init to a subreaper, stdio handed through untouched, seccomp without no_new_priv
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 
-from runtime_util import BIN, make_bundle, unique_id
+from runtime_util import BIN, console_listener, make_bundle, read_until, unique_id
 
 SLEEP = ["sleep", "300"]
 
@@ -103,39 +101,6 @@ def test_bad_input_wording_and_status(runtime, tmp_path, busybox_rootfs):
         runtime("delete", "--force", cid)
 
 
-def _console_listener(path, result):
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(path))
-    srv.listen(1)
-    srv.settimeout(20)
-
-    def accept():
-        try:
-            conn, _ = srv.accept()
-            _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
-            result["master"] = fds[0]
-            conn.close()
-        finally:
-            srv.close()
-    t = threading.Thread(target=accept)
-    t.start()
-    return t
-
-
-def _read_until(fd, needle, timeout=15):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(fd, False)
-    while needle not in buf and time.monotonic() < deadline:
-        try:
-            buf += os.read(fd, 4096)
-        except BlockingIOError:
-            time.sleep(0.02)
-        except OSError:
-            break
-    return buf
-
-
 def test_exec_process_json_with_console_socket(runtime, tmp_path, busybox_rootfs):
     """What conmon does for `podman exec -it`: --process FILE --console-socket S --detach
     --pid-file P; the master arrives on the socket, the pid file exists when exec returns."""
@@ -150,7 +115,7 @@ def test_exec_process_json_with_console_socket(runtime, tmp_path, busybox_rootfs
         (tmp_path / "process.json").write_text(json.dumps(proc))
         sock = tmp_path / "exec.sock"
         result = {}
-        t = _console_listener(sock, result)
+        t = console_listener(sock, result)
         pidfile = tmp_path / "exec.pid"
         runtime("exec", "--process", tmp_path / "process.json", "--console-socket", sock,
                 "--detach", "--pid-file", pidfile, cid)
@@ -159,10 +124,10 @@ def test_exec_process_json_with_console_socket(runtime, tmp_path, busybox_rootfs
         assert pid > 0 and pid != runtime.state(cid)["pid"]
         master = result["master"]
         try:
-            out = _read_until(master, b"from-process-json")
+            out = read_until(master, b"from-process-json")
             assert b"/dev/pts/" in out and b"30 100" in out and b"/tmp" in out, out
             os.write(master, b"yes\n")
-            assert b"got-yes" in _read_until(master, b"got-yes")
+            assert b"got-yes" in read_until(master, b"got-yes")
         finally:
             os.close(master)
     finally:

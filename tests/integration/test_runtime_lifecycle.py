@@ -1,16 +1,12 @@
 """The lifecycle as clients drive it: create/start/state/kill/delete, run exit codes, exec,
 console socket, force delete, parallel containers."""
 
-import array
 import json
 import os
-import signal
-import socket
 import subprocess
-import threading
 import time
 
-from runtime_util import make_bundle, unique_id
+from runtime_util import console_listener, make_bundle, read_until, unique_id
 
 
 def wait_status(runtime, cid, status, timeout=10):
@@ -113,44 +109,11 @@ def test_exec_exit_code_and_env(runtime, tmp_path, busybox_rootfs):
     assert r.returncode == 7 and r.stdout.split() == ["bar", "/tmp"]
 
 
-def _console_listener(path, result):
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(str(path))
-    srv.listen(1)
-    srv.settimeout(20)
-
-    def accept():
-        try:
-            conn, _ = srv.accept()
-            _msg, fds, _f, _a = socket.recv_fds(conn, 1024, 1)
-            result["master"] = fds[0]
-            conn.close()
-        finally:
-            srv.close()
-    t = threading.Thread(target=accept)
-    t.start()
-    return t
-
-
-def _read_until(fd, needle, timeout=10):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    os.set_blocking(fd, False)
-    while needle not in buf and time.monotonic() < deadline:
-        try:
-            buf += os.read(fd, 4096)
-        except BlockingIOError:
-            time.sleep(0.02)
-        except OSError:
-            break
-    return buf
-
-
 def test_console_socket_gives_working_pty(runtime, tmp_path, busybox_rootfs):
     cid = unique_id()
     sock = tmp_path / "console.sock"
     result = {}
-    t = _console_listener(sock, result)
+    t = console_listener(sock, result)
     b = make_bundle(tmp_path, busybox_rootfs, ["sh"], terminal=True)
     runtime("create", "--bundle", b, "--console-socket", sock, cid)
     t.join(20)
@@ -158,7 +121,7 @@ def test_console_socket_gives_working_pty(runtime, tmp_path, busybox_rootfs):
     try:
         runtime("start", cid)
         os.write(master, b"tty; echo marker-$((6*7))\n")
-        out = _read_until(master, b"marker-42")
+        out = read_until(master, b"marker-42")
         assert b"/dev/pts/0" in out and b"marker-42" in out
         os.write(master, b"exit\n")
     finally:
