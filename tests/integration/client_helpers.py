@@ -205,7 +205,8 @@ def busybox_image(tmp, env_extra=None):
     (`hull image bootstrap busybox`). Returns the environment to run `hull` with."""
     if not os.path.exists(shutil.which("busybox") or "/bin/busybox"):
         pytest.skip("busybox-static is not installed")
+    # HULL_ZYGOTE_IDLE: the zygote `hull` starts for this root exits soon after the test
     env = dict(os.environ, HULL_ROOT=str(Path(tmp) / "hullroot"),
-               HULL_AUTH_FILE=str(Path(tmp) / "auth.json"), **(env_extra or {}))
+               HULL_AUTH_FILE=str(Path(tmp) / "auth.json"), HULL_ZYGOTE_IDLE="5", **(env_extra or {}))
     hull("image", "bootstrap", "-q", "busybox", env=env)
     return env
