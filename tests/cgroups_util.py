@@ -83,3 +83,30 @@ class Child:
 def proc_state(pid):
     with open(f"/proc/{pid}/stat") as f:
         return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def managed(m):
+    """Generator body for a `cg` fixture: yields manager `m` (with a list of children to reap)
+    and afterwards kills, reaps and removes everything, asserting the cgroup is gone."""
+    import signal
+    m.children = []
+    yield m
+    try:
+        if m.exists():
+            m.kill_all(signal.SIGKILL)
+    finally:
+        for c in m.children:
+            c.reap()
+        m.destroy()
+    assert not m.exists()
+
+
+def start(cg, fn, resources=None):
+    """Fork `fn` as a Child, put it in `cg`, apply `resources`, then let it run."""
+    c = Child(fn)
+    cg.children.append(c)
+    cg.apply(c.pid)
+    if resources is not None:
+        cg.set(resources)
+    c.go()
+    return c

@@ -13,7 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from cgroups_util import Child, proc_state, unique_path  # noqa: E402
+from cgroups_util import managed, proc_state, start, unique_path  # noqa: E402
 
 from hull import cgroups  # noqa: E402
 from hull.cgroups import fs  # noqa: E402
@@ -30,26 +30,7 @@ pytestmark = pytest.mark.skipif(ROOT is None, reason="no cgroup2 mount on this h
 def cg():
     m = cgroups.manager(unique_path(), root=ROOT, mode="unified")
     assert isinstance(m, Manager)
-    m.children = []
-    yield m
-    try:
-        if m.exists():
-            m.kill_all(signal.SIGKILL)
-    finally:
-        for c in m.children:
-            c.reap()
-        m.destroy()
-    assert not m.exists()
-
-
-def start(cg, fn, resources=None):
-    c = Child(fn)
-    cg.children.append(c)
-    cg.apply(c.pid)
-    if resources is not None:
-        cg.set(resources)
-    c.go()
-    return c
+    yield from managed(m)
 
 
 def probe_devices():

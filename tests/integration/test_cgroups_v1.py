@@ -15,7 +15,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from cgroups_util import Child, proc_state, unique_path  # noqa: E402
+from cgroups_util import managed, proc_state, start, unique_path  # noqa: E402
 
 from hull import cgroups  # noqa: E402
 from hull.cgroups import fs  # noqa: E402
@@ -30,26 +30,7 @@ pytestmark = pytest.mark.skipif(cgroups.detect_mode() == "unified",
 def cg():
     """A manager for a unique /hull/test-xxx cgroup, plus the children to reap; all cleaned up."""
     m = cgroups.manager(unique_path())
-    m.children = []
-    yield m
-    try:
-        if m.exists():
-            m.kill_all(signal.SIGKILL)
-    finally:
-        for c in m.children:
-            c.reap()
-        m.destroy()
-    assert not m.exists()
-
-
-def start(cg, fn, resources=None):
-    c = Child(fn)
-    cg.children.append(c)
-    cg.apply(c.pid)
-    if resources:
-        cg.set(resources)
-    c.go()
-    return c
+    yield from managed(m)
 
 
 def _dirs_exist(path):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-from cgroups_util import Child, unique_path  # noqa: E402
+from cgroups_util import managed, start, unique_path  # noqa: E402
 
 from hull import cgroups  # noqa: E402
 from hull.cgroups import fs  # noqa: E402
@@ -36,26 +36,7 @@ pytestmark = [pytest.mark.cgroup2, pytest.mark.skipif(_skip_reason() is not None
 @pytest.fixture
 def cg():
     m = cgroups.manager(unique_path())
-    m.children = []
-    yield m
-    try:
-        if m.exists():
-            m.kill_all(signal.SIGKILL)
-    finally:
-        for c in m.children:
-            c.reap()
-        m.destroy()
-    assert not m.exists()
-
-
-def start(cg, fn, resources=None):
-    c = Child(fn)
-    cg.children.append(c)
-    cg.apply(c.pid)
-    if resources:
-        cg.set(resources)
-    c.go()
-    return c
+    yield from managed(m)
 
 
 def test_memory_max_oom_kills_and_is_reported(cg):
