@@ -5,6 +5,7 @@ Each client keeps its state in a temp dir and its cgroups under its own absolute
 and stopped by PID. Nothing here installs anything: a missing client binary skips its tests.
 """
 
+import json
 import os
 import pty
 import select
@@ -210,3 +211,34 @@ def busybox_image(tmp, env_extra=None):
                HULL_AUTH_FILE=str(Path(tmp) / "auth.json"), HULL_ZYGOTE_IDLE="5", **(env_extra or {}))
     hull("image", "bootstrap", "-q", "busybox", env=env)
     return env
+
+
+def private_dockerd(dockerd, tmp, cgroup, version_cmd, env):
+    """A dockerd of the tests' own: state, sockets and logs in `tmp`, cgroups under `cgroup`,
+    hull-runtime as runtime `hull`, and no host network changes (no bridge, iptables or
+    forwarding). Ready once `version_cmd` answers."""
+    config = {
+        "runtimes": {"hull": {"path": str(HULL_RUNTIME)}},
+        "exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": cgroup.path,
+        "bridge": "none", "iptables": False, "ip6tables": False, "ip-forward": False,
+        "ip-masq": False, "userland-proxy": False, "storage-driver": "overlay2",
+        "features": {"buildkit": False},
+    }
+    (tmp / "daemon.json").write_text(json.dumps(config))
+    return Daemon([dockerd, "--config-file", tmp / "daemon.json", "--data-root", tmp / "data",
+                   "--exec-root", tmp / "exec", "--pidfile", tmp / "docker.pid",
+                   "-H", f"unix://{tmp}/docker.sock"], tmp / "dockerd.log",
+                  ready=lambda: os.path.exists(tmp / "docker.sock") and
+                  run(version_cmd, check=False, env=env).returncode == 0)
+
+
+def release_private_dir(tmp, cgroup, had_run_containerd):
+    """After a private daemon stopped: remove its cgroup parent, an empty /run/containerd it
+    made, and `tmp` when nothing is mounted under it. Returns (mounts left, cgroups left)."""
+    mounts = mounts_under(tmp)
+    still = cgroup.remove()
+    if not had_run_containerd:
+        remove_empty_run_containerd()
+    if not mounts:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return mounts, still

@@ -9,13 +9,11 @@ hull-runtime's state in a temp `--runc-root`.
 """
 
 import os
-import shutil
 import time
 
 import pytest
-from client_helpers import (HULL_RUNTIME, CgroupParent, Daemon, busybox_image, hull, mounts_under,
-                            need, pty_session, remove_empty_run_containerd, run, short_tmpdir,
-                            state_dirs)
+from client_helpers import (CgroupParent, Daemon, HULL_RUNTIME, busybox_image, hull, need,
+                            pty_session, release_private_dir, run, short_tmpdir, state_dirs)
 from image_helpers import Registry
 
 NAMESPACE = "hull-test-ctr"
@@ -98,12 +96,7 @@ def ctr(tmp_path_factory):
         if daemon:
             daemon.stop()
         registry.stop()
-        mounts = mounts_under(tmp)
-        still = cgroup.remove()
-        if not had_run_containerd:
-            remove_empty_run_containerd()
-        if not mounts:
-            shutil.rmtree(tmp, ignore_errors=True)
+        mounts, still = release_private_dir(tmp, cgroup, had_run_containerd)
         assert not leftover_state, f"hull-runtime state left: {leftover_state}"
         assert not leftover_cgroups, f"cgroups left under {cgroup.path}: {leftover_cgroups}"
         assert not mounts, f"mounts left: {mounts}"

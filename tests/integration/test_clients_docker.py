@@ -7,14 +7,11 @@ cgroups go under /hull-test-docker-<random> (cgroupfs driver, `cgroup-parent`). 
 `hull save`d from the busybox image hull bootstraps, and `docker load`ed.
 """
 
-import json
 import os
-import shutil
 
 import pytest
-from client_helpers import (HULL_RUNTIME, CgroupParent, Daemon, busybox_image, hull, mounts_under,
-                            need, pty_session, remove_empty_run_containerd, run, short_tmpdir,
-                            state_dirs)
+from client_helpers import (CgroupParent, busybox_image, hull, need, private_dockerd, pty_session,
+                            release_private_dir, run, short_tmpdir, state_dirs)
 
 IMAGE = "busybox:latest"
 
@@ -53,24 +50,12 @@ def docker(tmp_path_factory):
     tmp = short_tmpdir("hull-docker-")
     cgroup = CgroupParent("docker")
     had_run_containerd = os.path.exists("/run/containerd")
-    config = {
-        "runtimes": {"hull": {"path": str(HULL_RUNTIME)}},
-        "exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": cgroup.path,
-        "bridge": "none", "iptables": False, "ip6tables": False, "ip-forward": False,
-        "ip-masq": False, "userland-proxy": False, "storage-driver": "overlay2",
-        "features": {"buildkit": False},
-    }
-    (tmp / "daemon.json").write_text(json.dumps(config))
     d = Docker(exe, tmp, cgroup)
     daemon = None
     try:
         env = busybox_image(tmp_path_factory.mktemp("docker-image"))
         hull("save", "-o", tmp / "busybox.tar", "busybox", env=env)
-        daemon = Daemon([dockerd, "--config-file", tmp / "daemon.json", "--data-root", tmp / "data",
-                         "--exec-root", tmp / "exec", "--pidfile", tmp / "docker.pid",
-                         "-H", f"unix://{tmp}/docker.sock"], tmp / "dockerd.log",
-                        ready=lambda: os.path.exists(tmp / "docker.sock") and
-                        run(d.cmd("version"), check=False, env=d.env).returncode == 0)
+        daemon = private_dockerd(dockerd, tmp, cgroup, d.cmd("version"), d.env)
         d("load", "-i", tmp / "busybox.tar")
         yield d
     finally:
@@ -80,12 +65,7 @@ def docker(tmp_path_factory):
         leftover_cgroups = cgroup.children()
         if daemon:
             daemon.stop()
-        mounts = mounts_under(tmp)
-        still = cgroup.remove()
-        if not had_run_containerd:
-            remove_empty_run_containerd()
-        if not mounts:
-            shutil.rmtree(tmp, ignore_errors=True)
+        mounts, still = release_private_dir(tmp, cgroup, had_run_containerd)
         assert not leftover_state, f"hull-runtime state left: {leftover_state}"
         assert not leftover_cgroups, f"cgroups left under {cgroup.path}: {leftover_cgroups}"
         assert not mounts, f"mounts left: {mounts}"

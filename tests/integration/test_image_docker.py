@@ -7,12 +7,11 @@ import gzip
 import io
 import json
 import os
-import shutil
 import tarfile
 
 import pytest
-from client_helpers import (HULL_RUNTIME, CgroupParent, Daemon, mounts_under, need,
-                            remove_empty_run_containerd, run, short_tmpdir)
+from client_helpers import (CgroupParent, need, private_dockerd, release_private_dir, run,
+                            short_tmpdir)
 from image_helpers import hull
 
 pytestmark = pytest.mark.root
@@ -40,33 +39,16 @@ def docker():
     tmp = short_tmpdir("hull-dimg-")
     cgroup = CgroupParent("docker")
     had_run_containerd = os.path.exists("/run/containerd")
-    config = {
-        "runtimes": {"hull": {"path": str(HULL_RUNTIME)}},
-        "exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": cgroup.path,
-        "bridge": "none", "iptables": False, "ip6tables": False, "ip-forward": False,
-        "ip-masq": False, "userland-proxy": False, "storage-driver": "overlay2",
-        "features": {"buildkit": False},
-    }
-    (tmp / "daemon.json").write_text(json.dumps(config))
     d = Docker(exe, tmp)
     daemon = None
     try:
-        daemon = Daemon([dockerd, "--config-file", tmp / "daemon.json", "--data-root", tmp / "data",
-                         "--exec-root", tmp / "exec", "--pidfile", tmp / "docker.pid",
-                         "-H", f"unix://{tmp}/docker.sock"], tmp / "dockerd.log",
-                        ready=lambda: os.path.exists(tmp / "docker.sock") and
-                        run([*d.base, "version"], check=False, env=d.env).returncode == 0)
+        daemon = private_dockerd(dockerd, tmp, cgroup, [*d.base, "version"], d.env)
         yield d
     finally:
         if daemon:
             d("rm", "--force", *d("ps", "-aq", check=False).stdout.split(), check=False)
             daemon.stop()
-        mounts = mounts_under(tmp)
-        still = cgroup.remove()
-        if not had_run_containerd:
-            remove_empty_run_containerd()
-        if not mounts:
-            shutil.rmtree(tmp, ignore_errors=True)
+        mounts, still = release_private_dir(tmp, cgroup, had_run_containerd)
         assert not mounts, f"mounts left: {mounts}"
         assert not still, f"could not remove {still}"
 
