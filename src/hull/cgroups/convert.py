@@ -168,3 +168,20 @@ def hugepage_size_name(kb):
         kb //= 1024
         i += 1
     return f"{kb}{units[i]}"
+
+
+def same_in_both(resources):
+    """The writes whose files and values v1 and v2 share: cpu.idle, cpuset cpus/mems, pids.max."""
+    cpu = resources.get("cpu") or {}
+    cp = "linux.resources.cpu"
+    w = []
+    if cpu.get("idle") is not None:
+        w.append(("cpu", "cpu.idle", str(cpu["idle"]), f"{cp}.idle", False))
+    if cpu.get("cpus"):
+        w.append(("cpuset", "cpuset.cpus", cpu["cpus"], f"{cp}.cpus", False))
+    if cpu.get("mems"):
+        w.append(("cpuset", "cpuset.mems", cpu["mems"], f"{cp}.mems", False))
+    lim = (resources.get("pids") or {}).get("limit")
+    if lim:
+        w.append(("pids", "pids.max", "max" if lim < 0 else str(lim), "linux.resources.pids.limit", False))
+    return w

@@ -36,6 +36,7 @@ def plan(resources):
     `file` may be a tuple of alternatives (the first that exists is used). Values follow
     runc's rules: 0 means "leave alone" for limits, -1 unlimited.
     """
+    from hull.cgroups import convert
     from hull.cgroups.resources import device_rule, validate
     validate(resources)
     w = []
@@ -79,17 +80,7 @@ def plan(resources):
         w.append(("cpu", "cpu.rt_period_us", str(cpu["realtimePeriod"]), f"{cp}.realtimePeriod", False))
     if cpu.get("realtimeRuntime"):
         w.append(("cpu", "cpu.rt_runtime_us", str(cpu["realtimeRuntime"]), f"{cp}.realtimeRuntime", False))
-    if cpu.get("idle") is not None:
-        w.append(("cpu", "cpu.idle", str(cpu["idle"]), f"{cp}.idle", False))
-    if cpu.get("cpus"):
-        w.append(("cpuset", "cpuset.cpus", cpu["cpus"], f"{cp}.cpus", False))
-    if cpu.get("mems"):
-        w.append(("cpuset", "cpuset.mems", cpu["mems"], f"{cp}.mems", False))
-
-    pids = resources.get("pids") or {}
-    if pids.get("limit"):
-        lim = pids["limit"]
-        w.append(("pids", "pids.max", "max" if lim < 0 else str(lim), f"{P}.pids.limit", False))
+    w += convert.same_in_both(resources)
 
     bio = resources.get("blockIO") or {}
     bp = f"{P}.blockIO"

@@ -58,17 +58,7 @@ def plan(resources, current_memory=0):
         w.append(("cpu", "cpu.max.burst", str(cpu["burst"]), f"{cp}.burst", False))
     if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
         raise Unsupported(f"{cp}.realtimeRuntime: realtime CPU scheduling limits are not supported on cgroup v2")
-    if cpu.get("idle") is not None:
-        w.append(("cpu", "cpu.idle", str(cpu["idle"]), f"{cp}.idle", False))
-    if cpu.get("cpus"):
-        w.append(("cpuset", "cpuset.cpus", cpu["cpus"], f"{cp}.cpus", False))
-    if cpu.get("mems"):
-        w.append(("cpuset", "cpuset.mems", cpu["mems"], f"{cp}.mems", False))
-
-    pids = resources.get("pids") or {}
-    if pids.get("limit"):
-        lim = pids["limit"]
-        w.append(("pids", "pids.max", "max" if lim < 0 else str(lim), f"{P}.pids.limit", False))
+    w += convert.same_in_both(resources)
 
     bio = resources.get("blockIO") or {}
     bp = f"{P}.blockIO"
