@@ -258,3 +258,16 @@ def wait_until(pred, timeout=5.0):
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
     return True
+
+
+def check_block_devices(resources, sys_root="/sys"):
+    """Every device named in linux.resources.blockIO must exist on this host."""
+    from hull.errors import SpecError
+    bio = resources.get("blockIO") or {}
+    for key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
+                "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
+        for i, d in enumerate(bio.get(key) or []):
+            dev = f"{d['major']}:{d['minor']}"
+            if not os.path.exists(os.path.join(sys_root, "dev/block", dev)):
+                raise SpecError(f"linux.resources.blockIO.{key}[{i}]", f"there is no block device {dev} "
+                                "on this host (see /sys/dev/block or `lsblk`)")

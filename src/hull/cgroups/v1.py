@@ -15,7 +15,7 @@ import _signal  # not signal.py: its enums cost start-up on the runtime path
 
 from hull.cgroups import fs
 from hull.cgroups.fs import Unsupported
-from hull.errors import HullError, KernelError, SpecError
+from hull.errors import HullError, KernelError
 
 P = "linux.resources"
 # Where pids()/exists() look first.
@@ -301,16 +301,8 @@ class Manager:
         return out
 
     def _check_block_devices(self, resources):
-        if self.fake and self.sys_root == "/sys":
-            return
-        bio = resources.get("blockIO") or {}
-        for key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                    "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
-            for i, d in enumerate(bio.get(key) or []):
-                dev = f"{d['major']}:{d['minor']}"
-                if not os.path.exists(os.path.join(self.sys_root, "dev/block", dev)):
-                    raise SpecError(f"{P}.blockIO.{key}[{i}]", f"there is no block device {dev} on this host "
-                                    "(see /sys/dev/block or `lsblk`)")
+        if not (self.fake and self.sys_root == "/sys"):
+            fs.check_block_devices(resources, self.sys_root)
 
     def set(self, resources):
         """Validate linux.resources, create the cgroup if needed, write every limit."""

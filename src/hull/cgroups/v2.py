@@ -11,7 +11,7 @@ import signal as _signal
 
 from hull.cgroups import fs
 from hull.cgroups.fs import Unsupported
-from hull.errors import HullError, KernelError, SpecError
+from hull.errors import HullError, KernelError
 
 P = "linux.resources"
 
@@ -203,16 +203,8 @@ class Manager:
         return writes, warn, needed
 
     def _check_block_devices(self, resources):
-        if self.fake and self.sys_root == "/sys":
-            return
-        bio = resources.get("blockIO") or {}
-        for key in ("weightDevice", "throttleReadBpsDevice", "throttleWriteBpsDevice",
-                    "throttleReadIOPSDevice", "throttleWriteIOPSDevice"):
-            for i, d in enumerate(bio.get(key) or []):
-                dev = f"{d['major']}:{d['minor']}"
-                if not os.path.exists(os.path.join(self.sys_root, "dev/block", dev)):
-                    raise SpecError(f"{P}.blockIO.{key}[{i}]", f"there is no block device {dev} on this host "
-                                    "(see /sys/dev/block or `lsblk`)")
+        if not (self.fake and self.sys_root == "/sys"):
+            fs.check_block_devices(resources, self.sys_root)
 
     def set(self, resources):
         writes, warn, needed = self.check(resources)

@@ -172,13 +172,7 @@ def container_init(ch, spec, opts):
         rootfs.masked_paths(linux.get("maskedPaths"))
         if spec["root"].get("readonly"):
             rootfs.readonly_root()
-    _apply_lsm(proc)
-    notify_fd = apply_process(proc, linux, spec.get("annotations") or {}, opts)
-    path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
-    if notify_fd is None:
-        notify_fd = load_seccomp(opts)
-    ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
-    ch.close()
+    path = finish_setup(ch, proc, linux, spec.get("annotations") or {}, opts)
     # wait for `start`: opening the fifo for writing blocks until start opens it for reading
     if opts.get("proc_fd_dir") is not None:
         fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts["proc_fd_dir"])
@@ -267,6 +261,20 @@ def apply_process(proc, linux, annotations, opts=None):
     return notify_fd
 
 
+def finish_setup(ch, proc, linux, annotations, opts):
+    """The last steps of the init and of exec: LSM label, process attributes and security,
+    the executable lookup, seccomp (if not loaded already), then READY and the channel closed.
+    Returns the executable's path."""
+    _apply_lsm(proc)
+    notify_fd = apply_process(proc, linux, annotations, opts)
+    path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
+    if notify_fd is None:
+        notify_fd = load_seccomp(opts)
+    ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
+    ch.close()
+    return path
+
+
 def load_seccomp(opts):
     """Install the BPF program the parent compiled (libseccomp is not reachable after
     pivot_root). Returns the notify listener fd, if the filter has SCMP_ACT_NOTIFY rules."""
@@ -295,12 +303,6 @@ def exec_stage2(ch, proc, linux, opts):
     if proc.get("terminal"):
         os.setsid()
         _setup_terminal(opts["console_fd"], proc, bind_console=False)
-    _apply_lsm(proc)
-    notify_fd = apply_process(proc, linux, opts.get("annotations") or {}, opts)
-    path = process.find_executable(proc["args"][0], proc.get("env") or [], proc.get("cwd") or "/")
-    if notify_fd is None:
-        notify_fd = load_seccomp(opts)
-    ch.send(sync.READY, fds=[notify_fd] if notify_fd is not None else ())
-    ch.close()
+    path = finish_setup(ch, proc, linux, opts.get("annotations") or {}, opts)
     process.execute(path, proc["args"], list(proc.get("env") or []))
 
