@@ -79,3 +79,66 @@ def test_zygote_serves_and_the_monitor_stays_small(clean):
     assert any(c.endswith(b"monitor.py") for c in cmdline)
     assert pss_kib < 8 * 1024  # the target is 5 MiB; PSS depends on what else shares the pages
     clean("rm", "-f", cid)
+
+
+def _pty_hull(env, *args):
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(HULL, [HULL, *args], env)
+    return pid, fd
+
+
+def _shell_answers(fd, out, tag):
+    """Type an echo until the shell answers (what is typed before the shell runs is not lost,
+    but the keys typed after it must not be interleaved with the start-up)."""
+    deadline = time.monotonic() + 20
+    while f"{tag}-42".encode() not in out[0] and time.monotonic() < deadline:
+        os.write(fd, f"echo {tag}-$((6*7))\r".encode())
+        _read_until(fd, out, f"{tag}-42".encode(), timeout=1)
+    return f"{tag}-42".encode() in out[0]
+
+
+def test_run_it_detach_keys_leave_the_container_running(clean):
+    for name, keys, seq in (("det1", None, b"\x10\x11"), ("det2", "ctrl-a,x", b"\x01x")):
+        args = ["run", "-it", "--name", name] + (["--detach-keys", keys] if keys else []) + ["busybox", "sh"]
+        pid, fd = _pty_hull(clean.env, *args)
+        out = [b""]
+        assert _shell_answers(fd, out, "typed"), out[0]
+        # a key that only starts the sequence is passed on when the sequence breaks off
+        os.write(fd, seq[:1] + b"echo held-$((1+1))\r")
+        assert _read_until(fd, out, b"held-2"), out[0]
+        os.write(fd, seq)
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        assert _status(clean, name) == "running"
+        # the shell kept its stdin: attach again and end it
+        pid, fd = _pty_attach(clean.env, name)
+        out = [b""]
+        assert _shell_answers(fd, out, "again"), out[0]
+        os.write(fd, b"exit 3\r")
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        assert os.WEXITSTATUS(status) == 3
+        assert wait_for(lambda: _status(clean, name) == "exited")
+        clean("rm", name)
+
+
+def test_start_ai_detach_keys_and_rm_after_detach(clean):
+    cid = clean.out("create", "-it", "--rm", "busybox", "sh")
+    pid, fd = _pty_hull(clean.env, "start", "-ai", "--detach-keys", "ctrl-x", cid)
+    out = [b""]
+    assert _shell_answers(fd, out, "started"), out[0]
+    os.write(fd, b"\x18")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert os.WEXITSTATUS(status) == 0
+    assert _status(clean, cid) == "running"
+    clean("stop", "-t", "1", cid)  # --rm: the monitor removes it once it exits
+    assert wait_for(lambda: cid not in clean.ids())
+
+
+def test_bad_detach_keys_are_refused_before_anything_exists(clean):
+    p = clean("run", "-it", "--detach-keys", "ctrl-", "busybox", "true", check=False)
+    assert p.returncode == 125 and "invalid detach keys" in p.stderr, p.stderr
+    assert clean.ids() == []

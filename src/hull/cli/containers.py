@@ -126,19 +126,22 @@ def _create(kw, image_ref, command):
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print container ID.")
 @click.option("--rm", is_flag=True, help="Automatically remove the container when it exits.")
 @click.option("--sig-proxy/--no-sig-proxy", default=True, help="Proxy received signals to the process.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q).")
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(image, command, detach, sig_proxy, **kw):
+def run(image, command, detach, sig_proxy, detach_keys, **kw):
     """Create and run a new container from an image."""
     from hull.engine import lifecycle
     kw["detach"] = detach
+    attach = None if detach else lifecycle.Attach(stdin=kw.get("interactive"), tty=kw.get("tty"),
+                                                  detach_keys=detach_keys)  # bad keys: before create
     rec = _create(kw, image, command)
     if detach:
         lifecycle.start(rec)
         click.echo(rec.id)
         return 0
     try:
-        session = lifecycle.start(rec, attach=lifecycle.Attach(stdin=kw.get("interactive"), tty=kw.get("tty")))
+        session = lifecycle.start(rec, attach=attach)
     except HullError:
         if kw.get("rm"):
             try:
@@ -163,15 +166,17 @@ def create(image, command, **kw):
 @click.command("start")
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
+@click.option("--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q).")
 @click.argument("containers", nargs=-1, required=True)
-def start(containers, attach, interactive):
+def start(containers, attach, interactive, detach_keys):
     """Start one or more stopped containers."""
     from hull.engine import lifecycle
     code = 0
     for ref in containers:
         rec = _load(ref)
         if attach:
-            s = lifecycle.start(rec, attach=lifecycle.Attach(stdin=interactive, tty=rec.config["Config"].get("Tty")))
+            att = lifecycle.Attach(stdin=interactive, tty=rec.config["Config"].get("Tty"), detach_keys=detach_keys)
+            s = lifecycle.start(rec, attach=att)
             return s.wait()
         rec.refresh()
         if rec.status == "running":

@@ -75,18 +75,29 @@ def _image_of(rec):
 
 # ------------------------------------------------------------------------------ start
 class Attach:
-    """How `hull run`/`start -a` attaches: our stdin (if interactive) and stdout/stderr."""
+    """How `hull run`/`start -a` attaches: our stdin (if interactive) and stdout/stderr.
+    `detach_keys` (Docker's format, default ctrl-p,ctrl-q) apply to a terminal with -it: our
+    stdin then goes to the monitor through a pipe this process feeds, so the keys can be
+    matched here (engine/attach.py's KeyMatcher) — as Docker, only with a tty."""
 
-    def __init__(self, stdin=False, tty=False):
+    def __init__(self, stdin=False, tty=False, detach_keys=None):
+        from hull.engine import attach as att
         self.stdin, self.tty = stdin, tty
+        self.keys = att.parse_detach_keys(detach_keys or att.DEFAULT_DETACH_KEYS)
+        self.stdin_pipe = None  # (read end for the monitor, write end for us) when keys apply
+
+    def relay(self):
+        return bool(self.stdin and self.tty and os.isatty(0))
 
 
 class Session:
     """A started container, seen from the `hull` process that started it."""
 
-    def __init__(self, rec, sock, attached, pending=b""):
+    def __init__(self, rec, sock, attached, pending=b"", attach=None):
         self.rec, self.sock, self.attached = rec, sock, attached
         self.pending = pending  # what the monitor sent after the pid line (an early "exit N")
+        self.stdin_w = attach.stdin_pipe[1] if attach and attach.stdin_pipe else -1
+        self.keys = attach.keys if attach else None
 
     def wait(self, proxy_signals=True):
         """Attached: wait for the exit, clean up here (unless a restart policy applies; then
@@ -99,7 +110,7 @@ class Session:
             import termios
             import tty
             tty_old = termios.tcgetattr(0)
-            tty.setraw(0)
+            tty.setraw(0, termios.TCSANOW)  # keep what was typed ahead (TCSAFLUSH drops it)
 
         def on_winch(_s, _f):
             try:
@@ -118,6 +129,10 @@ class Session:
                 for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
                     old_handlers[s] = signal.signal(s, forward)
             buf = self.pending
+            if self.stdin_w >= 0 and not buf.endswith(b"\n"):
+                buf, detached = self._relay_stdin(buf)
+                if detached:
+                    return self._detached(buf)
             while not buf.endswith(b"\n"):
                 try:
                     chunk = sock.recv(64)
@@ -129,6 +144,9 @@ class Session:
         finally:
             for s, h in old_handlers.items():
                 signal.signal(s, h)
+            if self.stdin_w >= 0:
+                os.close(self.stdin_w)
+                self.stdin_w = -1
             if tty_old is not None:
                 import termios
                 termios.tcsetattr(0, termios.TCSADRAIN, tty_old)
@@ -151,6 +169,75 @@ class Session:
                 pass
             sock.close()
         return code
+
+
+    def _relay_stdin(self, buf):
+        """Copy our stdin to the monitor's pipe, watching for the detach keys, until the
+        monitor's "exit N" line (returns (buf, False)) or the keys (returns (buf, True))."""
+        import select
+        from hull.engine.attach import KeyMatcher
+        matcher = KeyMatcher(self.keys)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(0, select.POLLIN)
+        while not buf.endswith(b"\n"):
+            try:
+                events = poller.poll()
+            except InterruptedError:
+                continue
+            for fd, _ev in events:
+                if fd == 0:
+                    try:
+                        data = os.read(0, 4096)
+                    except OSError:
+                        data = b""
+                    if not data:  # our stdin ended: what was held back, then EOF to the monitor
+                        poller.unregister(0)
+                        if matcher.held:
+                            _write_quietly(self.stdin_w, matcher.held)
+                        os.close(self.stdin_w)
+                        self.stdin_w = -1
+                        return buf, False
+                    out, detached = matcher.feed(data)
+                    if out:
+                        _write_quietly(self.stdin_w, out)
+                    if detached:
+                        return buf, True
+                    continue
+                try:
+                    chunk = self.sock.recv(64)
+                except InterruptedError:
+                    continue
+                if not chunk:
+                    return buf, False
+                buf += chunk
+        return buf, False
+
+    def _detached(self, buf):
+        """The detach keys were typed: the monitor stops using our stdio (and closes the control
+        socket); the container keeps running and its exit is handled by the monitor."""
+        try:
+            self.sock.sendall(b"detach\n")
+            while True:  # until the monitor let go of us (EOF); an "exit N" may race with it
+                chunk = self.sock.recv(64)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError:
+            pass
+        self.sock.close()
+        text = buf.decode(errors="replace").strip()
+        if text.startswith("exit "):
+            return int(text.split()[1])  # it exited meanwhile; the monitor cleans up
+        return 0
+
+
+def _write_quietly(fd, data):
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:  # the monitor is gone (the container exited)
+        pass
 
 
 def start(rec, attach=None):
@@ -200,6 +287,8 @@ def start(rec, attach=None):
         rec.state.update(Status="starting", Pid=0, MonitorPid=0, Error="", Stale=False)
         rec.save_state()
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if attach and attach.relay():
+        attach.stdin_pipe = os.pipe()
     pid = os.fork()
     if pid == 0:
         ours.close()
@@ -208,6 +297,8 @@ def start(rec, attach=None):
         finally:
             os._exit(1)
     theirs.close()
+    if attach and attach.stdin_pipe:
+        os.close(attach.stdin_pipe[0])
     buf = b""
     while b"\n" not in buf:
         chunk = ours.recv(65536)
@@ -221,6 +312,8 @@ def start(rec, attach=None):
         msg = {}
     if "pid" not in msg:
         ours.close()
+        if attach and attach.stdin_pipe:
+            os.close(attach.stdin_pipe[1])
         err = msg.get("error") or "the container's monitor died while starting it"
         exc = classify_start_error(err)
         with rec.locked():
@@ -239,7 +332,7 @@ def start(rec, attach=None):
     if not attach:
         ours.close()
         return Session(rec, None, False)
-    return Session(rec, ours, True, pending)
+    return Session(rec, ours, True, pending, attach)
 
 
 def _spawn_monitor(rec, sock, attach):
@@ -269,7 +362,10 @@ def _monitor_body(rec, sock, attach):
     devnull = os.open(os.devnull, os.O_RDWR)
     sink_in = sink_out = sink_err = -1
     if attach:
-        if attach.stdin:
+        if attach.stdin_pipe:  # `hull run -it` on a terminal: our parent relays stdin (detach keys)
+            os.close(attach.stdin_pipe[1])
+            sink_in = attach.stdin_pipe[0]
+        elif attach.stdin:
             sink_in = os.dup(0)
         sink_out = os.dup(1)
         sink_err = os.dup(2) if not tty else -1

@@ -185,10 +185,14 @@ def serve(a, handoff_at=None):
         poller.register(fd, select.POLLIN)
     if sink_in >= 0 and cin >= 0:
         poller.register(sink_in, select.POLLIN)
+
+    def size_source():  # the attached terminal (stdin, or stdout when stdin is relayed by a pipe)
+        return sink_in if sink_in >= 0 and os.isatty(sink_in) else sink_out
+
     if ctl >= 0:
         poller.register(ctl, select.POLLIN)
-        if tty and sink_in >= 0:
-            _resize(sink_in, a["out"])
+        if tty and size_source() >= 0:
+            _resize(size_source(), a["out"])
     poller.register(pidfd, select.POLLIN)
     listener = a.get("attach", -1)  # `hull attach` clients connect here (attach.sock)
     clients = {}  # fd -> bytes of an incomplete frame
@@ -348,8 +352,13 @@ def serve(a, handoff_at=None):
                     _close(ctl)
                     ctl = -1
                     drop_sinks()
-                elif b"w" in data and tty and sink_in >= 0:
-                    _resize(sink_in, a["out"])
+                elif b"detach" in data:  # detach keys typed: the container runs on
+                    poller.unregister(ctl)
+                    _close(ctl)
+                    ctl = -1
+                    drop_sinks()
+                elif b"w" in data and tty and size_source() >= 0:
+                    _resize(size_source(), a["out"])
             elif fd == pidfd:
                 try:
                     _, st = os.waitpid(pid, 0)
