@@ -215,8 +215,8 @@ def container_config(image, opts):
     from hull.network import options as netopts
     network, net_host, net_cfg, net_endpoints = netopts.from_run_options(o, icfg)
     userns = o.get("userns") or ""
-    if userns not in ("", "host", "auto", "keep-id") and not userns.startswith("auto:"):
-        raise UsageError(f"invalid --userns {userns!r}: use host, auto or keep-id")
+    from hull.engine import userns as uns
+    uns.parse_mode(userns)  # auto[:size=N]; keep-id is refused as in podman (rootless only)
     ulimits = [parse_ulimit(u) for u in o.get("ulimit") or ()]
     config = {
         "Hostname": o.get("hostname") or "",
@@ -606,9 +606,22 @@ def build_spec(rec, rootfs, console_size=None):
         ns.append({"type": "time"})
         linux["timeOffsets"] = host["TimeOffsets"]
     userns = host.get("UsernsMode") or ""
-    if userns not in ("", "host"):
-        raise UsageError(f"--userns={userns} is not available in `hull run` yet (the rootfs would need "
-                         "an id-shifted copy); use hull-runtime with linux.uidMappings")
+    root_ids = None
+    if userns not in ("", "host"):  # --userns=auto: the block lifecycle.create allocated
+        from hull.engine import userns as uns
+        uids, gids = uns.oci_mappings(host.get("IDMappings"))
+        if not uids or not gids:
+            raise HullError(f"container {rec.name} has --userns={userns} but no id mappings recorded; "
+                            "remove it and run it again")
+        ns.append({"type": "user"})
+        linux["uidMappings"], linux["gidMappings"] = uids, gids
+        root_ids = uns.root_ids(host["IDMappings"])
+        from hull.kernel.idmap import host_id
+        if host_id(5, gids) is None:  # a small block without the tty group: as podman, no gid=5
+            for m in spec["mounts"]:
+                if m["type"] == "devpts":
+                    m["options"] = [o for o in m.get("options", []) if o != "gid=5"]
+        uns.make_traversable(rec.dir)  # the mapped root mounts from here (rootfs, /etc files)
     linux["namespaces"] = ns
     if modes["uts"] == "host":
         spec.pop("hostname", None)
@@ -649,16 +662,19 @@ def build_spec(rec, rootfs, console_size=None):
     from hull.network import endpoint
     etc = endpoint.etc_files(rec, hostname, modes["network"] or "none")
     for name, path in etc.items():
+        if root_ids:  # the container's root owns its /etc/hosts, hostname, resolv.conf (podman)
+            os.chown(path, *root_ids)
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": path,
                        "options": ["rbind", "rprivate"] + (["ro"] if host.get("ReadonlyRootfs") else [])})
     for b in list(host.get("Binds") or ()) + list(host.get("Mounts") or ()):
-        mounts.append(_mount_entry(rec, b))
+        mounts.append(_mount_entry(rec, b, root_ids))
     for dest, topts in (host.get("Tmpfs") or {}).items():
         o = ["nosuid", "nodev", "noexec"] + [x for x in topts.split(",") if x]
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o})
     for dest in (cfg.get("Volumes") or {}):  # image VOLUMEs become anonymous volumes
         if not any(m["destination"] == dest for m in mounts):
-            mounts.append(_mount_entry(rec, {"Type": "volume", "Source": "", "Destination": dest, "RW": True}))
+            mounts.append(_mount_entry(rec, {"Type": "volume", "Source": "", "Destination": dest, "RW": True},
+                                       root_ids))
     if host.get("Init"):
         init = next((p for p in INIT_BINARIES if os.path.exists(p)), None)
         if not init:
@@ -676,7 +692,7 @@ def _host_hard_nofile():
     return min(hard if hard != resource.RLIM_INFINITY else 1048576, 1048576)
 
 
-def _mount_entry(rec, b):
+def _mount_entry(rec, b, root_ids=None):
     kind, src, dst = b["Type"], b.get("Source") or "", b["Destination"]
     ro = [] if b.get("RW", True) else ["ro"]
     if kind == "tmpfs":
@@ -688,7 +704,13 @@ def _mount_entry(rec, b):
             anon = rec.config.setdefault("AnonymousVolumes", {})
             src = anon.get(dst) or secrets.token_hex(32)
             anon[dst] = src
+        new = not os.path.isdir(_volume_source(src, create=False))
         path = _volume_source(src)
+        if root_ids:  # --userns=auto: a new volume belongs to the container's root (podman)
+            from hull.engine import userns as uns
+            if new:
+                os.chown(path, *root_ids)
+            uns.make_traversable(path)
         return {"destination": dst, "type": "bind", "source": path, "options": ["rbind", "rprivate"] + ro}
     if not os.path.exists(src):
         os.makedirs(src, exist_ok=True)  # Docker creates a missing -v host path

@@ -61,11 +61,25 @@ def create(image, opts):
     rec = Record.create(cfg, opts.get("name"))
     try:
         with rec.locked():
-            snapshot.prepare(image, rec.dir, owner=rec.id)  # mounted until the container stops
+            idmap = _allocate_userns(rec)
+            snapshot.prepare(image, rec.dir, owner=rec.id, idmap=idmap)  # mounted until the container stops
     except BaseException:
         _remove_all(rec)
         raise
     return rec
+
+
+def _allocate_userns(rec):
+    """--userns=auto: a block of host ids for the record (HostConfig.IDMappings); returns the
+    snapshot's idmap or None."""
+    from hull.engine import userns as uns
+    mode, size = uns.parse_mode(rec.config["HostConfig"].get("UsernsMode"))
+    if mode != "auto":
+        return None
+    rec.config["HostConfig"]["IDMappings"] = uns.allocate(rec.id, size)
+    rec.save_config()
+    uids, gids = uns.oci_mappings(rec.config["HostConfig"]["IDMappings"])
+    return {"uid": uids, "gid": gids}
 
 
 def _image_of(rec):
@@ -727,6 +741,9 @@ def _remove_all(rec, volumes=False):
         pass
     for name in (rec.config.get("AnonymousVolumes") or {}).values():
         shutil.rmtree(os.path.join(records.volumes_dir(), name), ignore_errors=True)
+    if rec.config["HostConfig"].get("IDMappings"):
+        from hull.engine import userns
+        userns.release(rec.id)
     rec.remove_files()
 
 

@@ -95,9 +95,16 @@ def _umount(target):
         subprocess.run(["umount", "-l", str(target)], capture_output=True, text=True)
 
 
-def prepare(image, container_dir, driver=None, owner=None):
+def prepare(image, container_dir, driver=None, owner=None, idmap=None):
     """Make <container_dir>/rootfs for `image` and return its path. Idempotent: a prepared
-    snapshot whose overlay is not mounted (after a reboot) is mounted again."""
+    snapshot whose overlay is not mounted (after a reboot) is mounted again.
+
+    `idmap` ({"uid": [OCI mappings], "gid": [...]}, for a container in its own user namespace):
+    the rootfs is seen shifted — a layer file owned by id N appears owned by the host id that
+    container id N maps to. overlay: each lower layer is an idmapped mount (made, used for the
+    overlay mount, then detached: the overlay keeps its own clones) and upper/work belong to the
+    mapped root, so the container's writes land in upper with mapped ids. Where the kernel or
+    filesystem cannot idmap (or HULL_IDMAP=0), podman's fallback: a chowned copy (vfs)."""
     store = image.store
     cdir = Path(container_dir).resolve()
     cdir.mkdir(parents=True, exist_ok=True)
@@ -105,11 +112,14 @@ def prepare(image, container_dir, driver=None, owner=None):
     existing = record(cdir, store)
     if existing and existing.get("image") not in (image.digest, image.id):
         raise Conflict(f"{cdir} already holds a snapshot of another image ({existing.get('image')})")
+    idmap = idmap or (existing or {}).get("idmap")
     driver = driver or (existing or {}).get("driver") or os.environ.get("HULL_SNAPSHOTTER") or "overlay"
     if driver not in ("overlay", "vfs"):
         raise HullError(f"unknown snapshotter {driver!r}: use overlay or vfs")
     rec = {"container_dir": str(cdir), "image": image.digest, "image_id": image.id, "chain_ids": image.chain_ids,
            "driver": driver, "owner": owner, "rootfs": str(rootfs), "created": time.time()}
+    if idmap:
+        rec["idmap"] = idmap
     store.init()
     _write_record(store, cdir, rec)  # first, so gc keeps the layers while we work
     try:
@@ -123,27 +133,92 @@ def prepare(image, container_dir, driver=None, owner=None):
                 (cdir / "empty").mkdir(exist_ok=True)
                 lowers = [cdir / "empty"]
             try:
-                _mount_overlay(lowers, upper, work, rootfs, store.layers_dir)
-            except HullError:
+                if idmap:
+                    _mount_overlay_idmapped(lowers, upper, work, rootfs, idmap, cdir)
+                else:
+                    _mount_overlay(lowers, upper, work, rootfs, store.layers_dir)
+            except HullError as e:
                 if existing:
                     raise
-                # overlay unavailable here: fall back to a copy
+                # overlay (or idmapped layers) unavailable here: fall back to a copy
                 shutil.rmtree(upper, ignore_errors=True)
                 shutil.rmtree(work, ignore_errors=True)
                 rec["driver"] = "vfs"
+                if idmap:
+                    rec["idmap_fallback"] = str(e)
                 _write_record(store, cdir, rec)
                 _vfs_copy(list(reversed(lowers)), rootfs)
+                if idmap:
+                    _chown_copy(rootfs, idmap)
+                (cdir / ".vfs-complete").touch()
         elif not (cdir / ".vfs-complete").exists():
             if rootfs.exists():
                 shutil.rmtree(rootfs)
             rootfs.mkdir()
             _vfs_copy(list(reversed(lowers)), rootfs)
+            if idmap:
+                _chown_copy(rootfs, idmap)
             (cdir / ".vfs-complete").touch()
     except BaseException:
         if not existing:
             remove(cdir, store)
         raise
     return rootfs
+
+
+def _chown_copy(rootfs, idmap):
+    from hull.runtime.userns import chown_rootfs
+    chown_rootfs(str(rootfs), idmap["uid"], idmap["gid"])
+
+
+def _mount_overlay_idmapped(lowers, upper, work, target, idmap, cdir):
+    """overlay over idmapped mounts of the lower layers; upper/work owned by the mapped root.
+    HullError (the caller falls back to a chowned copy) when idmapped mounts are refused."""
+    from hull.errors import KernelError
+    from hull.kernel import idmap as kidmap
+    from hull.kernel import mounts
+    from hull.kernel.idmap import host_id
+    if os.environ.get("HULL_IDMAP") == "0":
+        raise HullError("idmapped layers are turned off (HULL_IDMAP=0)")
+    uid, gid = host_id(0, idmap["uid"]), host_id(0, idmap["gid"])
+    for d in (upper, work):
+        os.chown(d, uid, gid)
+    tmp = cdir / ".idmapped"
+    tmp.mkdir(exist_ok=True)
+    points = []
+    try:
+        try:
+            ufd = kidmap.helper_userns(idmap["uid"], idmap["gid"])
+        except KernelError as e:
+            raise HullError(f"idmapped layers: {e}") from None
+        try:
+            for i, lower in enumerate(lowers):
+                p = tmp / str(i)
+                p.mkdir(exist_ok=True)
+                try:
+                    fd = kidmap.idmapped_tree(str(lower), ufd)
+                except KernelError as e:
+                    raise HullError(f"idmapped layers: {e}") from None
+                try:
+                    kidmap.attach_tree(fd, str(p))
+                finally:
+                    os.close(fd)
+                points.append(p)
+        finally:
+            os.close(ufd)
+        data = f"lowerdir={':'.join(map(str, points))},upperdir={upper},workdir={work}"
+        try:
+            mounts.mount("overlay", str(target), "overlay", 0, data)
+        except HullError as e:
+            raise HullError(f"mounting the overlay rootfs at {target} over idmapped layers: {e}") from None
+    finally:
+        for p in points:  # the overlay holds private clones of its layers
+            _umount(p)
+        for p in [*points, tmp]:  # rmdir, never rmtree: a point still mounted is a layer
+            try:
+                os.rmdir(p)
+            except OSError:
+                pass
 
 
 def _write_record(store, cdir, rec):
@@ -164,6 +239,12 @@ def remove(container_dir, store=None):
     store = store or default_store()
     cdir = Path(container_dir).resolve()
     unmount(cdir)
+    idm = cdir / ".idmapped"  # left by an interrupted idmapped mount: points may be layers
+    if idm.is_dir():
+        for p in list(idm.iterdir()) + [idm]:
+            if p != idm and is_mounted(p):
+                _umount(p)
+            os.rmdir(p)
     for name in ("rootfs", "upper", "work", "empty", ".vfs-complete"):
         p = cdir / name
         if p.is_dir() and not p.is_symlink():
