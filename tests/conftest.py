@@ -16,6 +16,7 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 # Everything hull-made that tests could leak: cgroups under these parents, mounts under tmp dirs.
 CGROUP_FS = Path("/sys/fs/cgroup")
+MONITOR_CGROUP = "/hull/monitor"  # hull.engine.lifecycle.MONITOR_CGROUP
 
 
 def _hull_cgroups():
@@ -32,7 +33,8 @@ def _hull_cgroups():
                 for dirpath, dirnames, _ in os.walk(base):
                     for d in dirnames:
                         found.add(os.path.join(dirpath, d))
-    return found
+    # the engine's monitors' cgroup is shared and lives on, like podman's conmon cgroup
+    return {p for p in found if not p.endswith(MONITOR_CGROUP)}
 
 
 def _hull_mounts():

@@ -135,13 +135,18 @@ def run(image, command, detach, sig_proxy, detach_keys, **kw):
     kw["detach"] = detach
     attach = None if detach else lifecycle.Attach(stdin=kw.get("interactive"), tty=kw.get("tty"),
                                                   detach_keys=detach_keys)  # bad keys: before create
-    rec = _create(kw, image, command)
+    starter = lifecycle.Starter(attach)  # the monitor, forked now: see lifecycle.Starter
+    try:
+        rec = _create(kw, image, command)
+    except BaseException:
+        starter.cancel()
+        raise
     if detach:
-        lifecycle.start(rec)
+        lifecycle.start(rec, starter=starter)
         click.echo(rec.id)
         return 0
     try:
-        session = lifecycle.start(rec, attach=attach)
+        session = lifecycle.start(rec, attach=attach, starter=starter)
     except HullError:
         if kw.get("rm"):
             try:

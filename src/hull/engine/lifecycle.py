@@ -27,6 +27,7 @@ from hull.engine.records import Record
 
 MONITOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "monitor.py")
 MONITOR_HANDOFF = 0.25  # seconds the starting process monitors before it execs the monitor
+MONITOR_CGROUP = "/hull/monitor"  # where every container's monitor lives (_join_monitor_cgroup)
 
 
 class CannotInvoke(HullError):
@@ -254,65 +255,52 @@ def _write_quietly(fd, data):
         pass
 
 
-def start(rec, attach=None):
-    """Start `rec` under a new monitor. Returns a Session (wait() on it when attached)."""
-    from hull.engine import bundle
-    from hull.image import snapshot
-    from hull.runtime import lifecycle as rt
-    rt_root = records.runtime_root()
-    with rec.locked():
-        rec.refresh()
-        if (rec.status in ("running", "paused", "restarting") and rec.monitor_alive()
-                and rec.state.get("MonitorPid") != os.getpid()):  # a restart comes from the old monitor
-            raise Conflict(f"container {rec.name} is already running")
-        if rec.status == "removing":
-            raise Conflict(f"container {rec.name} is being removed")
-        if rec.state.get("Stale"):
-            _cleanup_runtime(rec)
-        try:
-            os.unlink(rec.path("exit.json"))
-        except FileNotFoundError:
-            pass
-        rootfs = snapshot.prepare(_image_of(rec), rec.dir, owner=rec.id)
-        size = None
-        if attach and attach.tty and os.isatty(0):
+class Starter:
+    """M, forked ahead of the container it will start: it joins the monitors' cgroup while
+    this process still creates the record and writes the bundle (_join_monitor_cgroup says
+    why that matters), then waits for go(rec). `hull run` forks it before creating the
+    container; start() forks one itself otherwise."""
+
+    def __init__(self, attach=None):
+        self.attach = attach
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        if attach and attach.relay():
+            attach.stdin_pipe = os.pipe()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.sock.close()
             try:
-                sz = os.get_terminal_size(0)
-                size = (sz.lines, sz.columns)
-            except OSError:
-                pass
-        try:
-            from hull.network import endpoint
-            endpoint.setup(rec)  # bridge networks: netns + CNI ADD before the container
-            spec = bundle.build_spec(rec, rootfs, console_size=size)
-        except BaseException as e:
-            _teardown_network(rec)
-            snapshot.unmount(rec.dir)
-            if isinstance(e, HullError) and type(e) is HullError:
-                raise classify_start_error(str(e)) from None
-            raise
-        os.makedirs(rec.bundle, exist_ok=True)
-        records.atomic_write_json(os.path.join(rec.bundle, "config.json"), spec)
-        rec.save_config()
-        try:
-            rt.delete(rt_root, rec.id, force=True)  # leftovers of an earlier run
-        except HullError:
-            pass
-        rec.state.update(Status="starting", Pid=0, MonitorPid=0, Error="", Stale=False)
-        rec.save_state()
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    if attach and attach.relay():
-        attach.stdin_pipe = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        try:
-            _spawn_monitor(rec, theirs, attach)
-        finally:
-            os._exit(1)
-    theirs.close()
-    if attach and attach.stdin_pipe:
-        os.close(attach.stdin_pipe[0])
+                _spawn_monitor(theirs, attach)
+            finally:
+                os._exit(1)
+        theirs.close()
+
+    def go(self, rec):
+        self.sock.sendall(rec.id.encode() + b"\n")
+        if self.attach and self.attach.stdin_pipe:
+            os.close(self.attach.stdin_pipe[0])
+
+    def cancel(self):
+        """Not needed after all: M reads EOF instead of a container id and exits."""
+        self.sock.close()
+        if self.attach and self.attach.stdin_pipe:
+            for fd in self.attach.stdin_pipe:
+                os.close(fd)
+            self.attach.stdin_pipe = None
+        os.waitpid(self.pid, 0)
+
+
+def start(rec, attach=None, starter=None):
+    """Start `rec` under a new monitor. Returns a Session (wait() on it when attached)."""
+    from hull.image import snapshot
+    starter = starter or Starter(attach)
+    try:
+        _prepare_start(rec, attach)
+    except BaseException:
+        starter.cancel()
+        raise
+    starter.go(rec)
+    ours = starter.sock
     buf = b""
     while b"\n" not in buf:
         chunk = ours.recv(65536)
@@ -349,12 +337,69 @@ def start(rec, attach=None):
     return Session(rec, ours, True, pending, attach)
 
 
-def _spawn_monitor(rec, sock, attach):
-    """In the forked child: detach, become M, create + start the container, exec the monitor.
-    One fork, not two: nobody waits for M; when `hull` exits M is reparented (a second fork of
-    this large process cost ~3-14 ms on the start path)."""
+def _prepare_start(rec, attach):
+    """Under the record's lock: check the status, mount the rootfs, set up the network, write
+    the bundle and mark the record "starting"."""
+    from hull.engine import bundle
+    from hull.image import snapshot
+    from hull.runtime import lifecycle as rt
+    with rec.locked():
+        rec.refresh()
+        if (rec.status in ("running", "paused", "restarting") and rec.monitor_alive()
+                and rec.state.get("MonitorPid") != os.getpid()):  # a restart comes from the old monitor
+            raise Conflict(f"container {rec.name} is already running")
+        if rec.status == "removing":
+            raise Conflict(f"container {rec.name} is being removed")
+        if rec.state.get("Stale"):
+            _cleanup_runtime(rec)
+        try:
+            os.unlink(rec.path("exit.json"))
+        except FileNotFoundError:
+            pass
+        rootfs = snapshot.prepare(_image_of(rec), rec.dir, owner=rec.id)
+        size = None
+        if attach and attach.tty and os.isatty(0):
+            try:
+                sz = os.get_terminal_size(0)
+                size = (sz.lines, sz.columns)
+            except OSError:
+                pass
+        try:
+            from hull.network import endpoint
+            endpoint.setup(rec)  # bridge networks: netns + CNI ADD before the container
+            spec = bundle.build_spec(rec, rootfs, console_size=size)
+        except BaseException as e:
+            _teardown_network(rec)
+            snapshot.unmount(rec.dir)
+            if isinstance(e, HullError) and type(e) is HullError:
+                raise classify_start_error(str(e)) from None
+            raise
+        os.makedirs(rec.bundle, exist_ok=True)
+        records.atomic_write_json(os.path.join(rec.bundle, "config.json"), spec)
+        rec.save_config()
+        try:
+            rt.delete(records.runtime_root(), rec.id, force=True)  # leftovers of an earlier run
+        except HullError:
+            pass
+        rec.state.update(Status="starting", Pid=0, MonitorPid=0, Error="", Stale=False)
+        rec.save_state()
+
+
+def _spawn_monitor(sock, attach):
+    """In the forked child: detach, join the monitors' cgroup, wait for the id of the
+    container to start (its bundle is written), become M: create + start the container, exec
+    the monitor. One fork, not two: nobody waits for M; when `hull` exits M is reparented (a
+    second fork of this large process cost ~3-14 ms on the start path)."""
     os.setsid()
+    _join_monitor_cgroup()
+    buf = b""
+    while not buf.endswith(b"\n"):
+        chunk = sock.recv(80)
+        if not chunk:
+            os._exit(0)  # not needed after all (Starter.cancel)
+        buf += chunk
     try:
+        rec = Record.load(buf.decode().strip())
         _monitor_body(rec, sock, attach)
     except BaseException as e:  # noqa: BLE001 - reported to the hull process
         msg = str(e) or e.__class__.__name__
@@ -363,6 +408,20 @@ def _spawn_monitor(rec, sock, attach):
         except OSError:
             pass
     os._exit(1)
+
+
+def _join_monitor_cgroup():
+    """Monitors live in hull's own cgroup, as podman's conmon lives in its own: not in the
+    cgroup of whoever ran `hull` (a login session's cgroup is torn down with the session).
+    It also makes the start faster: the first cgroup migration after a pause waits for an RCU
+    grace period (cgroup_threadgroup_rwsem; 6-15 ms here), and migrations in the next ~15 ms
+    do not. M pays it here, while start() still writes the bundle, so the container's own
+    move into its cgroup right after is cheap. Best effort: without it M stays where it is."""
+    from hull import cgroups
+    try:
+        cgroups.manager(MONITOR_CGROUP).apply(os.getpid())
+    except (HullError, OSError):
+        pass
 
 
 def _monitor_body(rec, sock, attach):
@@ -445,6 +504,8 @@ def _monitor_body(rec, sock, attach):
                     "cleanup_main(sys.argv[1:])", rec.id],
     }
     args["attach"] = _attach_listener(rec)
+    from hull.engine import health
+    args["health"] = health.monitor_args(rec)  # None without a health check
     keep = {fd for fd in (out_r, err_r, in_w, sink_in, sink_out, sink_err, args["ctl"], args["attach"]) if fd >= 0}
     for fd in keep:
         os.set_inheritable(fd, True)
