@@ -86,6 +86,30 @@ def test_privileged_clamped_with_a_message(clean):
     assert "cannot grant CAP_SYS_RESOURCE" in p.stderr
 
 
+def test_privileged_host_devices_no_seccomp_no_masked_paths(clean):
+    import stat
+    script = ("ls /dev | tr '\\n' ' '; echo; grep Seccomp: /proc/self/status; losetup -f; "
+              "awk '{print $5, $6}' /proc/self/mountinfo")
+    devs_line, seccomp, loop, *mounts = clean.out("run", "--rm", "--privileged", "busybox", "sh", "-c", script).splitlines()
+    devs = set(devs_line.split())
+    host = {n for n in os.listdir("/dev") if n != "console" and
+            (stat.S_ISCHR(os.lstat(f"/dev/{n}").st_mode) or stat.S_ISBLK(os.lstat(f"/dev/{n}").st_mode))}
+    assert host <= devs, sorted(host - devs)
+    assert {"kmsg", "loop-control"} & host <= devs
+    assert seccomp.split() == ["Seccomp:", "0"]
+    assert loop.startswith("/dev/loop")  # the device cgroup lets it use /dev/loop-control
+    points = dict(m.split() for m in mounts)
+    from hull.runtime.spec_default import MASKED_PATHS, READONLY_PATHS
+    assert not set(points) & (set(MASKED_PATHS) | set(READONLY_PATHS)), set(points) & set(MASKED_PATHS)
+    assert points["/sys"].split(",")[0] == "rw"
+    # without --privileged: the runtime's default nodes only, seccomp filtering, masked paths
+    devs_line, seccomp, loop, *mounts = clean.out("run", "--rm", "busybox", "sh", "-c", script.replace("losetup -f", "echo -")).splitlines()
+    assert "loop-control" not in devs_line.split() and "kmsg" not in devs_line.split()
+    assert seccomp.split() == ["Seccomp:", "2"]
+    points = dict(m.split() for m in mounts)
+    assert "/proc/keys" in points and points["/sys"].split(",")[0] == "ro"
+
+
 def test_exec_inspect_ns_stats_top(clean):
     cid = clean.out("run", "-d", "--name", "box", "--hostname", "boxhost", "--memory", "64m",
                     "--pids-limit", "100", "busybox", "sleep", "1000")

@@ -642,7 +642,7 @@ def build_spec(rec, rootfs, console_size=None):
     for s in host.get("SecurityOpt") or ():
         if s.startswith("landlock="):
             spec.setdefault("annotations", {})["org.hull.landlock"] = s.split("=", 1)[1]
-    devices = []
+    devices = host_devices() if host.get("Privileged") else []
     for d in host.get("Devices") or ():
         parts = d.split(":")
         st = os.stat(parts[0])
@@ -684,6 +684,39 @@ def build_spec(rec, rootfs, console_size=None):
     spec["mounts"] = mounts
     spec.setdefault("annotations", {})["org.hull.container.name"] = rec.name
     return spec
+
+
+_HOST_DEV_SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+
+
+def host_devices(root="/dev"):
+    """--privileged: every device node under the host's /dev as linux.devices entries (what
+    Docker/containerd's HostDevices give a privileged container): recursive, without the pts,
+    shm, mqueue and fd dirs, /dev/console (the container gets its own) and the nodes the runtime
+    always makes; the host's mode, owner and numbers are kept."""
+    import stat as stmod
+    from hull.runtime.devices import DEFAULT_DEVICES
+    always = {d[0] for d in DEFAULT_DEVICES}
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _HOST_DEV_SKIP_DIRS)
+        for name in sorted(filenames):
+            path = os.path.join(dirpath, name)
+            if path in always or path == "/dev/console":
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:  # gone meanwhile
+                continue
+            if stmod.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stmod.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            out.append({"path": path, "type": kind, "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                        "fileMode": stmod.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return out
 
 
 def _host_hard_nofile():
