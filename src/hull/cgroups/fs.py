@@ -242,10 +242,16 @@ def scan_v1(root):
     return v1, v2
 
 
+_host_hierarchies = []  # the host's, read once per process (the zygote reads it for its workers)
+
+
 def v1_hierarchies(root):
     if root == DEFAULT_ROOT:
-        with open("/proc/self/mountinfo") as f:
-            return parse_mountinfo(f.read(), root)
+        if not _host_hierarchies:
+            with open("/proc/self/mountinfo") as f:
+                _host_hierarchies.append(parse_mountinfo(f.read(), root))
+        v1, v2 = _host_hierarchies[0]
+        return dict(v1), v2
     return scan_v1(root)
 
 

@@ -63,7 +63,8 @@ def create(image, opts):
     try:
         with rec.locked():
             idmap = _allocate_userns(rec)
-            snapshot.prepare(image, rec.dir, owner=rec.id, idmap=idmap)  # mounted until the container stops
+            snapshot.prepare(image, rec.dir, owner=rec.id, idmap=idmap,  # mounted until the container stops
+                             volatile=bool(cfg["HostConfig"].get("AutoRemove")))
     except BaseException:
         _remove_all(rec)
         raise
@@ -636,14 +637,14 @@ def cleanup(cid, code=None):
                              OOMKilled=oom, FinishedAt=finished,
                              RestartCount=rec.state.get("RestartCount", 0) + 1)
             rec.save_state()
+        elif rec.config["HostConfig"].get("AutoRemove"):
+            _remove_all(rec, runtime_done=True)
+            return None
         else:
             try:
                 snapshot.unmount(rec.dir)
             except HullError:
                 pass
-            if rec.config["HostConfig"].get("AutoRemove"):
-                _remove_all(rec)
-                return None
             rec.state.update(Status="exited", Running=False, Paused=False, Restarting=False, Pid=0,
                              ExitCode=code, OOMKilled=oom, FinishedAt=finished, Stale=False)
             rec.save_state()
@@ -791,11 +792,13 @@ def remove(rec, force=False, volumes=False):
         _remove_all(rec, volumes=volumes)
 
 
-def _remove_all(rec, volumes=False):
-    """Runtime state, cgroup, snapshot, anonymous volumes, the record. Under the lock."""
+def _remove_all(rec, volumes=False, runtime_done=False):
+    """Runtime state, cgroup (unless `runtime_done`: _cleanup_runtime ran), snapshot,
+    anonymous volumes, the record. Under the lock."""
     import shutil
     from hull.image import snapshot
-    _cleanup_runtime(rec)
+    if not runtime_done:
+        _cleanup_runtime(rec)
     try:
         snapshot.remove(rec.dir)
     except FileNotFoundError:

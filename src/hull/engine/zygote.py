@@ -38,6 +38,7 @@ PRELOAD = (
     "hull.cgroups", "hull.cgroups.fs", "hull.kernel.seccomp", "hull.kernel.capabilities",
     "hull.kernel.system", "hull.kernel.mounts", "hull.kernel.namespaces",
     "termios", "tty", "fcntl", "calendar", "shutil", "io", "threading",
+    "resource", "encodings.unicode_escape",  # the container's stage 1; mountinfo's escapes
     "hull.cli.images", "hull.image.registry", "hull.image.http", "ssl",  # pull/push
     "hull.cli.build", "hull.build.builder", "hull.build.cache", "hull.build.context",  # build
     "hull.build.dockerfile", "hull.build.dockerignore", "secrets", "encodings.utf_8_sig",
@@ -63,6 +64,13 @@ def _preload():
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - optional or broken module: serve without it
             pass
+    try:  # what every worker would read again: the host's cgroup layout (mode, v1 mounts)
+        from hull import cgroups
+        from hull.cgroups import fs
+        if cgroups.detect_mode() != cgroups.UNIFIED:
+            fs.v1_hierarchies(cgroups.DEFAULT_ROOT)
+    except BaseException:  # noqa: BLE001 - no cgroups here: the workers will say so
+        pass
     import gc
     gc.collect()
     gc.freeze()  # keep the collector off the preloaded objects: fewer copy-on-write faults

@@ -58,8 +58,11 @@ def is_mounted(path):
     return False
 
 
-def _mount_overlay(lowers, upper, work, target, layers_root):
-    data = f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work}"
+def _mount_overlay(lowers, upper, work, target, layers_root, volatile=False):
+    # volatile (podman does it for --rm): no syncfs of the upper dir at unmount — its
+    # contents are deleted next anyway; that sync was most of the unmount's ~2.5 ms here
+    extra = ",volatile" if volatile else ""
+    data = f"lowerdir={':'.join(map(str, lowers))},upperdir={upper},workdir={work}{extra}"
     if len(data) < PAGE - 1:
         try:
             from hull.kernel import mounts
@@ -71,7 +74,7 @@ def _mount_overlay(lowers, upper, work, target, layers_root):
             raise HullError(f"mounting the overlay rootfs at {target}: {e}") from None
     # Too long for one page (many layers): relative lowerdirs from the layers dir, like Docker.
     rel = ":".join(os.path.relpath(p, layers_root) for p in lowers)
-    data = f"lowerdir={rel},upperdir={upper},workdir={work}"
+    data = f"lowerdir={rel},upperdir={upper},workdir={work}{extra}"
     if len(data) >= PAGE - 1:
         raise HullError(f"image has too many layers ({len(lowers)}) for one overlay mount")
     p = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", data, str(target)], cwd=str(layers_root),
@@ -95,9 +98,11 @@ def _umount(target):
         subprocess.run(["umount", "-l", str(target)], capture_output=True, text=True)
 
 
-def prepare(image, container_dir, driver=None, owner=None, idmap=None):
+def prepare(image, container_dir, driver=None, owner=None, idmap=None, volatile=False):
     """Make <container_dir>/rootfs for `image` and return its path. Idempotent: a prepared
-    snapshot whose overlay is not mounted (after a reboot) is mounted again.
+    snapshot whose overlay is not mounted (after a reboot) is mounted again. `volatile`: for
+    a snapshot that is deleted when its container exits (--rm), the overlay's `volatile`
+    option.
 
     `idmap` ({"uid": [OCI mappings], "gid": [...]}, for a container in its own user namespace):
     the rootfs is seen shifted — a layer file owned by id N appears owned by the host id that
@@ -112,6 +117,10 @@ def prepare(image, container_dir, driver=None, owner=None, idmap=None):
     existing = record(cdir, store)
     if existing and existing.get("image") not in (image.digest, image.id):
         raise Conflict(f"{cdir} already holds a snapshot of another image ({existing.get('image')})")
+    if existing and (existing.get("driver") == "overlay" and os.path.ismount(rootfs)
+                     or existing.get("driver") == "vfs" and (cdir / ".vfs-complete").exists()):
+        return rootfs  # prepared and mounted (an overlay has a device of its own: ismount)
+    volatile = volatile or bool((existing or {}).get("volatile"))
     idmap = idmap or (existing or {}).get("idmap")
     driver = driver or (existing or {}).get("driver") or os.environ.get("HULL_SNAPSHOTTER") or "overlay"
     if driver not in ("overlay", "vfs"):
@@ -120,6 +129,8 @@ def prepare(image, container_dir, driver=None, owner=None, idmap=None):
            "driver": driver, "owner": owner, "rootfs": str(rootfs), "created": time.time()}
     if idmap:
         rec["idmap"] = idmap
+    if volatile:
+        rec["volatile"] = True
     store.init()
     _write_record(store, cdir, rec)  # first, so gc keeps the layers while we work
     try:
@@ -129,6 +140,8 @@ def prepare(image, container_dir, driver=None, owner=None, idmap=None):
                 return rootfs
             for d in (rootfs, upper, work):
                 d.mkdir(exist_ok=True)
+            if volatile:  # a volatile overlay refuses to mount again while its marker is there
+                shutil.rmtree(work / "incompat", ignore_errors=True)
             if not lowers:
                 (cdir / "empty").mkdir(exist_ok=True)
                 lowers = [cdir / "empty"]
@@ -136,7 +149,7 @@ def prepare(image, container_dir, driver=None, owner=None, idmap=None):
                 if idmap:
                     _mount_overlay_idmapped(lowers, upper, work, rootfs, idmap, cdir)
                 else:
-                    _mount_overlay(lowers, upper, work, rootfs, store.layers_dir)
+                    _mount_overlay(lowers, upper, work, rootfs, store.layers_dir, volatile)
             except HullError as e:
                 if existing:
                     raise
