@@ -304,12 +304,17 @@ def _parse_volume(v):
     if not dst.startswith("/"):
         raise UsageError(f"invalid volume specification: '{v}': the destination must be an absolute path")
     for m in mode.split(",") if mode else ():
-        if m not in ("ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave"):
+        if m not in ("ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave", "rslave", "nocopy"):
             raise UsageError(f"invalid mode: {m}")
     if src and not src.startswith("/") and not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", src):
         raise UsageError(f'"{src}" includes invalid characters for a local volume name')
     kind = "bind" if src.startswith("/") else "volume"
-    return {"Type": kind, "Source": src, "Destination": dst, "RW": "ro" not in mode.split(",")}
+    out = {"Type": kind, "Source": src, "Destination": dst, "RW": "ro" not in mode.split(",")}
+    if "nocopy" in mode.split(","):
+        if kind == "bind":
+            raise UsageError(f"invalid volume specification: '{v}': nocopy applies to volumes, not to bind mounts")
+        out["VolumeOptions"] = {"NoCopy": True}
+    return out
 
 
 def _parse_mount(text):
@@ -331,6 +336,12 @@ def _parse_mount(text):
             raise UsageError(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
     ro = kv.get("readonly", kv.get("ro", "false")) in ("true", "1")
     out = {"Type": kind, "Source": src, "Destination": dst, "RW": not ro}
+    if "volume-nocopy" in kv:
+        if kind != "volume":
+            raise UsageError(f"invalid --mount {text!r}: volume-nocopy must not be specified on mount type {kind!r}")
+        if kv["volume-nocopy"] not in ("true", "1", "false", "0"):
+            raise UsageError(f"invalid --mount {text!r}: volume-nocopy must be true or false")
+        out["VolumeOptions"] = {"NoCopy": kv["volume-nocopy"] in ("true", "1")}
     if kind == "tmpfs":
         opts = []
         if "tmpfs-size" in kv:
@@ -667,14 +678,14 @@ def build_spec(rec, rootfs, console_size=None):
         mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": path,
                        "options": ["rbind", "rprivate"] + (["ro"] if host.get("ReadonlyRootfs") else [])})
     for b in list(host.get("Binds") or ()) + list(host.get("Mounts") or ()):
-        mounts.append(_mount_entry(rec, b, root_ids))
+        mounts.append(_mount_entry(rec, b, root_ids, rootfs))
     for dest, topts in (host.get("Tmpfs") or {}).items():
         o = ["nosuid", "nodev", "noexec"] + [x for x in topts.split(",") if x]
         mounts.append({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": o})
     for dest in (cfg.get("Volumes") or {}):  # image VOLUMEs become anonymous volumes
         if not any(m["destination"] == dest for m in mounts):
             mounts.append(_mount_entry(rec, {"Type": "volume", "Source": "", "Destination": dest, "RW": True},
-                                       root_ids))
+                                       root_ids, rootfs))
     if host.get("Init"):
         init = next((p for p in INIT_BINARIES if os.path.exists(p)), None)
         if not init:
@@ -725,7 +736,59 @@ def _host_hard_nofile():
     return min(hard if hard != resource.RLIM_INFINITY else 1048576, 1048576)
 
 
-def _mount_entry(rec, b, root_ids=None):
+def copy_up(rootfs, dest, volume):
+    """Docker's copy-up: a volume that is empty when the container starts gets what the image
+    has at the mount point (files, dirs, symlinks, device nodes and fifos, with owners, modes,
+    times and xattrs) and that directory's owner and mode. Bind mounts never; a volume with
+    anything in it never again; `volume-nocopy` / `:nocopy` turns it off. The image is read
+    through the mounted rootfs, so with --userns=auto the ids are already the mapped ones."""
+    from hull.kernel import mounts as kmounts
+    if rootfs is None or os.listdir(volume):
+        return False
+    try:
+        src = kmounts.secure_join(str(rootfs), dest)
+    except HullError:
+        return False
+    if not os.path.isdir(src) or os.path.islink(src):
+        return False
+    entries = os.listdir(src)
+    for name in entries:
+        _copy_entry(os.path.join(src, name), os.path.join(volume, name))
+    st = os.stat(src)
+    os.chown(volume, st.st_uid, st.st_gid)
+    os.chmod(volume, st.st_mode & 0o7777)
+    return bool(entries)
+
+
+def _copy_entry(src, dst):
+    import shutil
+    import stat as stmod
+    st = os.lstat(src)
+    mode = st.st_mode
+    if stmod.S_ISDIR(mode):
+        os.mkdir(dst)
+        for name in os.listdir(src):
+            _copy_entry(os.path.join(src, name), os.path.join(dst, name))
+    elif stmod.S_ISLNK(mode):
+        os.symlink(os.readlink(src), dst)
+    elif stmod.S_ISREG(mode):
+        shutil.copyfile(src, dst, follow_symlinks=False)
+    elif stmod.S_ISCHR(mode) or stmod.S_ISBLK(mode) or stmod.S_ISFIFO(mode):
+        os.mknod(dst, mode, st.st_rdev)
+    else:
+        return  # sockets: nothing to copy
+    os.lchown(dst, st.st_uid, st.st_gid)
+    if not stmod.S_ISLNK(mode):
+        os.chmod(dst, stmod.S_IMODE(mode))  # after chown, which clears setuid/setgid
+    try:
+        for name in os.listxattr(src, follow_symlinks=False):
+            os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
+    except OSError:
+        pass  # a filesystem without (these) xattrs: the data and owners are what matters
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def _mount_entry(rec, b, root_ids=None, rootfs=None):
     kind, src, dst = b["Type"], b.get("Source") or "", b["Destination"]
     ro = [] if b.get("RW", True) else ["ro"]
     if kind == "tmpfs":
@@ -744,6 +807,8 @@ def _mount_entry(rec, b, root_ids=None):
             if new:
                 os.chown(path, *root_ids)
             uns.make_traversable(path)
+        if not (b.get("VolumeOptions") or {}).get("NoCopy"):
+            copy_up(rootfs, dst, path)
         return {"destination": dst, "type": "bind", "source": path, "options": ["rbind", "rprivate"] + ro}
     if not os.path.exists(src):
         os.makedirs(src, exist_ok=True)  # Docker creates a missing -v host path
