@@ -629,7 +629,17 @@ def cleanup(cid, code=None):
             return rec  # already cleaned up
         if code is None:
             code = ex.get("ExitCode", 255) if ex else 255
+        host = rec.config["HostConfig"]
+        remover = None
+        if host.get("AutoRemove") and not host.get("PidMode"):
+            # Its own pid namespace: nothing of the container outlives its init, so the rootfs
+            # can go while the cgroup goes, on the other CPU (both are syscalls: no GIL held).
+            import threading
+            remover = threading.Thread(target=_remove_snapshot_quietly, args=(rec.dir,), daemon=True)
+            remover.start()
         oom = _cleanup_runtime(rec)
+        if remover:
+            remover.join()
         restart = _restart_policy_applies(rec, code)
         finished = (ex or {}).get("FinishedAt") or records.now()
         if restart:
@@ -662,6 +672,15 @@ def cleanup(cid, code=None):
             except HullError as e:
                 rec.update_state(Status="exited", Running=False, Restarting=False, Error=str(e))
     return rec
+
+
+def _remove_snapshot_quietly(cdir):
+    """snapshot.remove for a helper thread; _remove_all removes (and reports) what is left."""
+    from hull.image import snapshot
+    try:
+        snapshot.remove(cdir)
+    except (HullError, OSError):
+        pass
 
 
 def cleanup_main(argv):
