@@ -79,6 +79,14 @@ def _run_options(f):
         click.option("--log-opt", multiple=True, help="Log driver options (max-size, max-file)."),
         click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
         click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("--health-cmd", help="Command to run to check health (run by /bin/sh -c)."),
+        click.option("--health-interval", help="Time between running the check (ms|s|m|h) (default 30s)."),
+        click.option("--health-timeout", help="Maximum time to allow one check to run (ms|s|m|h) (default 30s)."),
+        click.option("--health-retries", type=int, help="Consecutive failures needed to report unhealthy (default 3)."),
+        click.option("--health-start-period", help="Start period for the container to initialize before "
+                     "failures count toward retries (ms|s|m|h) (default 0s)."),
+        click.option("--health-start-interval", help="Time between checks during the start period (default 5s)."),
+        click.option("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -369,13 +377,15 @@ def status_text(rec):
     st = rec.state
     s = rec.status
     if s == "running":
-        return f"Up {_ago(st.get('StartedAt'))}"
+        from hull.engine import health
+        return f"Up {_ago(st.get('StartedAt'))}{health.suffix(rec)}"
     if s == "paused":
         return f"Up {_ago(st.get('StartedAt'))} (Paused)"
     if s == "restarting":
         return f"Restarting ({st.get('ExitCode', 0)}) {_ago(st.get('FinishedAt'))} ago"
     if s == "exited":
-        return f"Exited ({st.get('ExitCode', 0)}) {_ago(st.get('FinishedAt'))} ago"
+        ago = _ago(st.get("FinishedAt"))  # unknown when nobody saw the end (monitor killed)
+        return f"Exited ({st.get('ExitCode', 0)}) {ago} ago" if ago else f"Exited ({st.get('ExitCode', 0)})"
     if s == "starting":
         return "Starting"
     return "Created"
@@ -439,7 +449,13 @@ def _match(rec, filters):
                 return False
         if k == "ancestor" and v not in (rec.config.get("ImageName"), rec.config.get("Image")):
             return False
-        if k not in ("status", "name", "id", "exited", "label", "ancestor"):
+        if k == "health":
+            from hull.engine import health
+            if v not in ("starting", "healthy", "unhealthy", "none"):
+                raise UsageError(f"Unrecognised filter value for health: {v}")
+            if health.status(rec) != v:
+                return False
+        if k not in ("status", "name", "id", "exited", "label", "ancestor", "health"):
             raise UsageError(f"invalid filter '{k}'")
     return True
 

@@ -236,6 +236,12 @@ def container_config(image, opts):
         "Volumes": dict(icfg.get("Volumes") or {}),
         **net_cfg,
     }
+    from hull.engine import health
+    hc = health.container_healthcheck(icfg.get("Healthcheck"), o)  # image's + --health-* flags
+    if hc:
+        config["Healthcheck"] = hc
+    if icfg.get("Shell"):
+        config["Shell"] = list(icfg["Shell"])  # CMD-SHELL health checks run in it (Docker)
     host = {
         "Binds": binds, "Mounts": mounts, "Tmpfs": tmpfs,
         "ReadonlyRootfs": bool(o.get("read_only")),

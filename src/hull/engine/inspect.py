@@ -47,6 +47,10 @@ def container(rec):
         "Namespaces": namespaces(rec) if pid else [],
         "Cgroup": cgroup(rec) if running else {"Path": rec.cgroup_path},
     }
+    from hull.engine import health
+    h = health.read(rec)
+    if h is not None:
+        out["State"]["Health"] = h
     return out
 
 

@@ -526,7 +526,7 @@ def _monitor_body(rec, sock, attach):
     rv = monitor.serve(args, handoff_at=time.monotonic() + MONITOR_HANDOFF)
     if not isinstance(rv, dict):
         os._exit(rv or 0)
-    os.execv(sys.executable, [sys.executable, "-S", "-B", MONITOR, json.dumps(rv)])
+    os.execv(sys.executable, [sys.executable, "-S", "-B", monitor.entry(), json.dumps(rv)])
 
 
 def _attach_listener(rec):

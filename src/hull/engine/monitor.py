@@ -14,7 +14,10 @@ What it does:
 - waits for the init's exit (pidfd), writes exit.json {ExitCode, FinishedAt} atomically;
 - then tells the attached client "exit N"; if the client answers "done" it has cleaned up;
   otherwise the monitor execs the engine's cleanup (`hull.engine.lifecycle.cleanup_main`),
-  which records OOM, deletes the runtime state and cgroup, applies --restart and --rm.
+  which records OOM, deletes the runtime state and cgroup, applies --restart and --rm;
+- runs the health check, if the container has one (engine/health.py): a timer in the same poll
+  loop forks+execs `hull-runtime exec` every interval, reads its output from a pipe, kills it
+  after the timeout, and keeps <container>/health.json.
 """
 
 import os
@@ -155,6 +158,208 @@ def _resize(src, dst):
         pass
 
 
+class Health:
+    """The health check's timer and probe (engine/health.py has the rules). `h` is the
+    monitor's "health" argument; its "state", "t0" and "next" carry over the hand-off."""
+
+    def __init__(self, h, poller, init):
+        self.h, self.poller, self.init = h, poller, init
+        now = time.monotonic()
+        h.setdefault("t0", now)
+        h.setdefault("next", now + self._interval(now, h["t0"]))
+        self.pid = self.pidfd = self.out = -1
+        self.buf = b""
+        self.timed_out = False
+
+    def _interval(self, now, t0):
+        h = self.h
+        if now - t0 < h["start_period"] and h["state"]["Status"] == "starting":
+            return h["start_interval"]
+        return h["interval"]
+
+    def timeout_ms(self, now):
+        due = self.deadline if self.pid > 0 else self.h["next"]
+        return max(0, int((due - now) * 1000) + 1)
+
+    def tick(self, now):
+        if self.pid > 0:
+            if now >= self.deadline:
+                if not self.timed_out:  # the process in the container first: the runtime reaps it
+                    self.timed_out = True
+                    self.deadline = now + 2
+                    if self.kill_inner():
+                        return
+                self.kill()
+                self.finish(-1, "")
+        elif now >= self.h["next"]:
+            self.start(now)
+
+    def start(self, now):
+        h = self.h
+        try:
+            os.unlink(h["pid_file"])
+        except OSError:
+            pass
+        r, w = os.pipe()
+        self.started, self.start_text = now, _now()
+        self.deadline = now + h["timeout"]
+        self.timed_out = False
+        pid = os.fork()
+        if pid == 0:
+            try:
+                null = os.open("/dev/null", os.O_RDONLY)
+                os.dup2(null, 0)
+                os.dup2(w, 1)
+                os.dup2(w, 2)
+                os.closerange(3, 1 << 20)
+                for s in (_signal.SIGPIPE, _signal.SIGINT, _signal.SIGHUP):
+                    _signal.signal(s, _signal.SIG_DFL)
+                os.execv(h["argv"][0], h["argv"])
+            finally:
+                os._exit(127)
+        os.close(w)
+        self.pid, self.out, self.buf = pid, r, b""
+        self.pidfd = os.pidfd_open(pid)
+        os.set_blocking(r, False)
+        self.poller.register(r, select.POLLIN)
+        self.poller.register(self.pidfd, select.POLLIN)
+
+    def read(self):
+        while True:
+            try:
+                data = os.read(self.out, 65536)
+            except OSError:  # EAGAIN: nothing more now
+                return True
+            if not data:
+                self.poller.unregister(self.out)
+                _close(self.out)
+                self.out = -1
+                return False
+            if len(self.buf) < 4096:
+                self.buf = (self.buf + data)[:4096]
+
+    def exited(self):
+        try:
+            _, st = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            st = 255 << 8
+        self.pid = -1
+        if self.out >= 0:
+            self.read()  # what is buffered (a background child may hold the pipe: no EOF wait)
+        code = os.WEXITSTATUS(st) if os.WIFEXITED(st) else -1
+        self.finish(code, self.buf.decode("utf-8", "replace"))
+
+    def finish(self, code, output):
+        if self.timed_out:  # Docker's result for a probe that outlived --health-timeout
+            code, output = -1, "Health check exceeded timeout (%gs)" % self.h["timeout"]
+        self.record(code, output)
+
+    def kill_inner(self):
+        """SIGKILL the probe's process in the container (the runtime wrote its pid file)."""
+        try:
+            with open(self.h["pid_file"]) as f:
+                os.kill(int(f.read().strip()), _signal.SIGKILL)
+            return True
+        except (OSError, ValueError):
+            return False
+
+    def kill(self):
+        """SIGKILL the probe: the process in the container and the runtime's exec."""
+        self.kill_inner()
+        if self.pid > 0:
+            try:
+                os.kill(self.pid, _signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except OSError:
+                pass
+            self.pid = -1
+
+    def reap_strays(self):
+        """Reap what the probe left to us (we are a subreaper), never the container's init."""
+        while True:
+            try:
+                r = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except (ChildProcessError, OSError):
+                return
+            if r is None or r.si_pid == self.init:
+                return
+            try:
+                os.waitpid(r.si_pid, 0)
+            except ChildProcessError:
+                return
+
+    def record(self, code, output):
+        h, st = self.h, self.h["state"]
+        for fd in (self.out, self.pidfd):
+            if fd >= 0:
+                try:
+                    self.poller.unregister(fd)
+                except KeyError:
+                    pass
+                _close(fd)
+        self.out = self.pidfd = -1
+        now = time.monotonic()
+        if code == 0:
+            st["FailingStreak"] = 0
+            st["Status"] = "healthy"
+        elif not (st["Status"] == "starting" and self.started - h["t0"] < h["start_period"]):
+            st["FailingStreak"] += 1
+            if st["FailingStreak"] >= h["retries"]:
+                st["Status"] = "unhealthy"
+        st["Log"] = (st["Log"] + [{"Start": self.start_text, "End": _now(), "ExitCode": code,
+                                   "Output": output}])[-5:]
+        self.save()
+        self.reap_strays()
+        h["next"] = now + self._interval(now, h["t0"])
+
+    def save(self, status=None):
+        st = self.h["state"]
+        if status:
+            st["Status"] = status
+        path = self.h["path"]
+        try:
+            with open(path + ".tmp", "w") as f:
+                f.write(_dumps(st))
+            os.rename(path + ".tmp", path)
+        except OSError:
+            pass
+
+    def stop(self):
+        """The container is gone: end a running probe; "unhealthy" from now on (Docker)."""
+        self.kill()
+        for fd in (self.out, self.pidfd):
+            _close(fd)
+        self.out = self.pidfd = -1
+        self.save("unhealthy")
+
+
+def entry():
+    """The script the engine execs for the monitor (monitor_main.py), after making sure this
+    module's .pyc is current so the small process does not compile it (in the engine's
+    process only: it imports what the monitor itself must not)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        import importlib.util
+        import py_compile
+        src = os.path.join(here, "monitor.py")
+        pyc = importlib.util.cache_from_source(src)
+        st = os.stat(src)
+        try:
+            with open(pyc, "rb") as f:
+                head = f.read(16)
+            fresh = (int.from_bytes(head[4:8], "little") == 0 and head[:4] == importlib.util.MAGIC_NUMBER
+                     and int.from_bytes(head[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
+                     and int.from_bytes(head[12:16], "little") == st.st_size & 0xFFFFFFFF)
+        except OSError:
+            fresh = False
+        if not fresh:
+            py_compile.compile(src, cfile=pyc, doraise=True,
+                               invalidation_mode=py_compile.PycInvalidationMode.TIMESTAMP)
+    except Exception:  # noqa: BLE001 - read-only install: it compiles at start, as before
+        pass
+    return os.path.join(here, "monitor_main.py")
+
+
 def main(argv):
     return serve(_loads(argv[1]))
 
@@ -201,6 +406,7 @@ def serve(a, handoff_at=None):
     for fd in a.get("clients", ()):
         clients[fd] = b""
         poller.register(fd, select.POLLIN)
+    health = Health(a["health"], poller, pid) if a.get("health") else None
 
     def drop_client(fd):
         if clients.pop(fd, None) is not None:
@@ -284,13 +490,18 @@ def serve(a, handoff_at=None):
     status = None
     while status is None:
         timeout = None
-        if handoff_at is not None:
-            timeout = max(0, int((handoff_at - time.monotonic()) * 1000))
+        now = time.monotonic()
+        if handoff_at is not None and (health is None or health.pid < 0):
+            timeout = max(0, int((handoff_at - now) * 1000))
+        if health is not None:
+            t = health.timeout_ms(now)
+            timeout = t if timeout is None else min(timeout, t)
         try:
             events = poller.poll(timeout)
         except InterruptedError:
             continue
-        if not events and handoff_at is not None and time.monotonic() >= handoff_at:
+        if (not events and handoff_at is not None and time.monotonic() >= handoff_at
+                and (health is None or health.pid < 0)):  # a running probe is awaited first
             os.close(pidfd)
             os.close(log.fd)
             for fd in clients:  # accepted here: close-on-exec unless told otherwise
@@ -304,6 +515,11 @@ def serve(a, handoff_at=None):
         for fd, ev in events:
             if fd in streams:
                 on_output(fd)
+            elif health is not None and fd == health.out:
+                health.read()
+            elif health is not None and fd == health.pidfd:
+                if health.pid > 0:
+                    health.exited()
             elif fd in clients:
                 from_client(fd)
             elif fd == listener:
@@ -366,6 +582,10 @@ def serve(a, handoff_at=None):
                     st = 255 << 8
                 status = st
                 break
+        if health is not None and status is None:
+            health.tick(time.monotonic())
+    if health is not None:
+        health.stop()
     # drain what the container wrote before it died
     for fd in list(streams):
         os.set_blocking(fd, False)

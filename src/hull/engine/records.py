@@ -247,10 +247,11 @@ class Record:
         st = self.state
         status = st.get("Status", "created")
         if status in ("running", "paused", "restarting", "starting"):
-            if self.monitor_alive():
+            rebooted = _before_boot(st.get("StartedAt"))  # its PIDs may belong to others now
+            if not rebooted and self.monitor_alive():
                 return self
             ex = self.exit_info()
-            if self.init_alive():
+            if not rebooted and self.init_alive():
                 st["Error"] = st.get("Error") or "the container's monitor is gone"
                 return self
             if status == "starting" and not st.get("Pid"):
@@ -262,9 +263,16 @@ class Record:
             if ex:
                 st["ExitCode"] = ex.get("ExitCode", 255)
                 st["FinishedAt"] = ex.get("FinishedAt") or st.get("FinishedAt")
-            else:
+            else:  # nobody saw it end: the monitor was killed, or the host rebooted / lost /run
                 st["ExitCode"] = 255
-                st["Error"] = st.get("Error") or "the container's monitor was killed; exit code unknown"
+                if rebooted:
+                    st["FinishedAt"] = _boot_time_text()  # it ended at the latest then
+                    why = "the host rebooted while the container was running"
+                elif st.get("Pid") and not os.path.isdir(os.path.join(runtime_root(), self.id)):
+                    why = "the container's runtime state is gone (the host rebooted or /run was cleared)"
+                else:
+                    why = "the container's monitor was killed"
+                st["Error"] = st.get("Error") or f"{why}; exit code unknown"
             st["Pid"] = 0
             st["Stale"] = True  # runtime state / cgroup / mount may need cleanup
         return self
@@ -276,6 +284,28 @@ class Record:
     @property
     def running(self):
         return self.status in ("running", "paused", "restarting")
+
+
+def boot_time():
+    """The host's boot time (seconds since the epoch), from /proc/stat's btime."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("btime "):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _boot_time_text():
+    t = boot_time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".000000000Z"
+
+
+def _before_boot(ts):
+    t = parse_time(ts) if ts else None
+    return bool(t) and t < boot_time()
 
 
 # --- names and ids ---------------------------------------------------------------------
