@@ -152,3 +152,13 @@ def test_stats_on_the_core_files(cg):
     st = cg.stats()
     assert set(st) == {"cpu", "cpuset", "memory", "pids", "blkio", "hugetlb"}
     assert fs.wait_until(lambda: cg.stats()["cpu"]["usage"]["total"] > 0, 10)
+
+
+def test_warming_migrations_moves_nothing():
+    """cgroups.warm_migrations' move (run here in the foreground) leaves this process in
+    exactly the cgroups it was in, in every hierarchy."""
+    with open("/proc/self/cgroup") as f:
+        before = f.read()
+    cgroups._warm(cgroups.DEFAULT_ROOT)
+    with open("/proc/self/cgroup") as f:
+        assert f.read() == before

@@ -123,6 +123,9 @@ def main(argv=None):
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
         return 3  # runc (urfave/cli) exits 3 for an unknown command
+    if name in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
+        from hull import cgroups
+        cgroups.warm_migrations()
     from hull.runtime.flags import FlagParser, split_trailing
     try:
         __import__(f"hull.runtime.commands.{name}")
