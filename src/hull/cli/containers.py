@@ -180,10 +180,25 @@ def create(image, command, **kw):
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals.")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN.")
 @click.option("--detach-keys", help="Override the key sequence for detaching a container (default ctrl-p,ctrl-q).")
-@click.argument("containers", nargs=-1, required=True)
-def start(containers, attach, interactive, detach_keys):
+@click.option("--boot", is_flag=True, help="Start the containers whose restart policy brings them back after a "
+              "reboot (always; unless-stopped if not stopped by the user; on-failure after a failure).")
+@click.argument("containers", nargs=-1)
+def start(containers, attach, interactive, detach_keys, boot):
     """Start one or more stopped containers."""
     from hull.engine import lifecycle
+    if boot:  # what dockerd does when it starts; run it from a boot unit
+        if containers or attach:
+            raise UsageError("--boot starts the containers their restart policies pick: give no containers and no -a")
+        failed = False
+        for rec, err in lifecycle.start_on_boot():
+            if err:
+                click.echo(f"Error response from daemon: {rec.name}: {err}", err=True)
+                failed = True
+            else:
+                click.echo(rec.name)
+        return 1 if failed else 0
+    if not containers:
+        raise UsageError('"hull start" requires at least 1 argument (a container, or --boot)')
     code = 0
     for ref in containers:
         rec = _load(ref)

@@ -567,6 +567,38 @@ def _restart_policy_applies(rec, code):
     return name in ("always", "unless-stopped")
 
 
+def restarts_on_boot(rec):
+    """Docker's rule when the daemon starts (here: `hull start --boot`, run after a reboot):
+    a stopped container comes back with `always` (even after `hull stop`), `unless-stopped`
+    unless `hull stop`/`rm -f` stopped it, `on-failure` after a failure with retries left."""
+    rec.refresh()
+    if rec.status != "exited" or not rec.state.get("StartedAt"):
+        return False
+    pol = rec.config["HostConfig"].get("RestartPolicy") or {}
+    name = pol.get("Name", "no")
+    if name == "always":
+        return True
+    if name == "unless-stopped":
+        return not rec.state.get("StoppedByUser")
+    if name == "on-failure":
+        n = pol.get("MaximumRetryCount", 0)
+        return rec.state.get("ExitCode", 0) != 0 and (not n or rec.state.get("RestartCount", 0) < n)
+    return False
+
+
+def start_on_boot():
+    """Start every container restarts_on_boot() picks; returns [(rec, error or None)]."""
+    out = []
+    for rec in records.all_records():
+        try:
+            if restarts_on_boot(rec):
+                start(rec)
+                out.append((rec, None))
+        except HullError as e:
+            out.append((rec, e))
+    return out
+
+
 def _cleanup_runtime(rec):
     """Delete the runtime state and the cgroup (killing what is left). Returns OOMKilled."""
     from hull import cgroups
