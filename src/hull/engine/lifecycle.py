@@ -473,7 +473,7 @@ def _monitor_body(rec, sock, attach):
         out_r = master
         in_w = os.dup(master) if interactive else -1
     try:
-        rt.start(rt_root, rec.id)
+        rt.start(rt_root, rec.id, container=c)
     except BaseException:
         rt.delete(rt_root, rec.id, force=True)
         raise

@@ -230,8 +230,9 @@ def _destroy_cgroup(mgr):
 
 
 # ----------------------------------------------------------------------------- start
-def start(root, cid):
-    c = Container.load(root, cid).lock()
+def start(root, cid, container=None):
+    """`container`: the record create() returned, in the same process (no reload)."""
+    c = (container or Container.load(root, cid)).lock()
     try:
         status = c.status()
         if status != "created":
