@@ -265,3 +265,46 @@ def test_bad_input(clean, tmp_path, dockerfile, files, msg):
     assert "Traceback" not in p.stderr
     assert index_names(clean) == before
     assert not no_build_leftovers(clean)
+
+
+MOUNT_FROM = """\
+FROM busybox AS tools
+RUN mkdir -p /out && echo from-tools > /out/msg && echo seed > /out/seedfile
+
+FROM busybox AS unused
+RUN echo built-unused
+
+FROM busybox
+RUN --mount=type=bind,from=tools,source=/out,target=/mnt/tools \\
+    cat /mnt/tools/msg > /got && (touch /mnt/tools/x 2>/dev/null && echo writable || echo readonly) >> /got
+RUN --mount=type=bind,from=busybox,source=/bin,target=/mnt/imgbin /mnt/imgbin/busybox echo from-image >> /got
+RUN --mount=type=cache,from=tools,source=/out,target=/cache,id={cache_id} cat /cache/seedfile >> /got
+RUN --mount=type=bind,source=data.txt,target=/data.txt cat /data.txt >> /got
+CMD ["cat", "/got"]
+"""
+
+
+def test_run_mount_from_stage_image_cache_and_context(clean, tmp_path):
+    ctx = write(tmp_path, {"data.txt": "data-v1\n",
+                           "Dockerfile": MOUNT_FROM.format(cache_id=f"seeded-{tmp_path.name}")})
+    p = clean("build", "-t", "mnt:1", ctx)
+    assert "built-unused" not in p.stderr                    # a stage only mounted from is built, not others
+    assert run(clean, "mnt:1") == "from-tools\nreadonly\nfrom-image\nseed\ndata-v1\n"
+    # nothing of the mounts stays in the image, not even the mount points the RUNs needed
+    assert run(clean, "mnt:1", "sh", "-c", "test ! -e /mnt && test ! -e /cache && test ! -e /data.txt && echo none") == "none\n"
+    p = clean("build", "-t", "mnt:1", ctx)
+    assert p.stderr.count("CACHED") == 6                     # tools' RUN, the four mounting RUNs, CMD
+    Path(tmp_path, "data.txt").write_text("data-v2\n")
+    p = clean("build", "-t", "mnt:2", ctx)                   # the bound context file changed: a miss
+    assert p.stderr.count("CACHED") == 4
+    assert run(clean, "mnt:2").endswith("seed\ndata-v2\n")
+    assert not no_build_leftovers(clean)
+
+
+def test_run_mount_from_unknown_stage(clean, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN --mount=type=bind,from=nosuch,target=/x true\n"})
+    before = index_names(clean)
+    p = clean("build", "-t", "bad:1", ctx, check=False)
+    assert p.returncode == 1 and "failed to resolve base image nosuch" in p.stderr
+    assert index_names(clean) == before
+    assert not no_build_leftovers(clean)

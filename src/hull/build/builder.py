@@ -251,17 +251,20 @@ class Builder:
             if dep is not None and dep.index < st.index:
                 todo.append(dep)
             for ins in st.instructions:
-                frm = ins.flag("from") if ins.cmd == "copy" else None
-                if frm:
+                frms = [ins.flag("from")] if ins.cmd == "copy" and ins.flag("from") else []
+                if ins.cmd == "run":
+                    frms = [_mount_opts(m).get("from") for m in ins.flags.get("mount", [])]
+                for frm in filter(None, frms):
                     ref = self._expand(ins, frm, self.meta_args)
                     dep = self._stage_ref(ref)
+                    what = "COPY --from" if ins.cmd == "copy" else "RUN --mount=from"
                     if dep is not None:
                         if dep.index >= st.index:
-                            raise dfmod.DockerfileError(self.df_name, ins.line, f"COPY --from={frm}: stage {frm!r} "
+                            raise dfmod.DockerfileError(self.df_name, ins.line, f"{what}={frm}: stage {frm!r} "
                                                         "is not defined before this stage (circular dependency)")
                         todo.append(dep)
                     elif ref.isdigit():
-                        raise dfmod.DockerfileError(self.df_name, ins.line, f"COPY --from={frm}: there is no stage {ref}")
+                        raise dfmod.DockerfileError(self.df_name, ins.line, f"{what}={frm}: there is no stage {ref}")
         return needed
 
     # ------------------------------------------------------------------ stages
@@ -588,23 +591,30 @@ class Builder:
         network = ins.flag("network") or self.opts.network or "default"
         if network not in ("default", "none", "host"):
             raise BuildError(f"RUN --network={network}: use default, none or host", ins)
-        mounts = [self._parse_mount(m, ins) for m in ins.flags.get("mount", [])]
+        specs = [self._parse_mount(m, ins) for m in ins.flags.get("mount", [])]
         shown = " ".join(argv)
         created_by = "RUN " + (f"|{len(args_env)} {' '.join(args_env)} " if args_env else "") + shown + " # buildkit"
-        key = cache_mod.step_key(state.key, created_by, env=args_env,
-                                 extra={"network": network, "mounts": ins.flags.get("mount", [])})
+        extra = {"network": network, "mounts": ins.flags.get("mount", [])}
+        sources = [sp["content"] for sp in specs if sp.get("content")]
+        if sources:  # what the bind mounts show: another stage's/image's chain key, the context's checksum
+            extra["mount_sources"] = sources
+        key = cache_mod.step_key(state.key, created_by, env=args_env, extra=extra)
         hit = self.cache.get(key)
         if hit:
             return State(hit["config"], hit["layers"], key), True
         del scope
         cdir, rootfs = self._snapshot(state, f"run-{self.step_no}")
         self.step_no += 1
+        mount_dirs = []  # snapshots of the stages/images bind-mounted (removed after the RUN)
         try:
+            mounts = [self._mount(sp, ins, mount_dirs) for sp in specs]
             cwd = self._workdir_in(rootfs, state)
             env = {"PATH": DEFAULT_PATH}
             env.update({k: v for k, v in self.args.items() if v is not None})
             env.update(state.env())
+            stubs = _mount_stubs(rootfs, [m["destination"] for m in mounts])
             code, err = self._container(rootfs, argv, env, cwd, state.cc.get("User"), network, mounts, step, cdir)
+            _remove_stubs(stubs)  # mount points the runtime made stay out of the layer (BuildKit)
             if err:
                 raise BuildError(f"RUN: {err}", ins)
             if code != 0:
@@ -617,32 +627,78 @@ class Builder:
             except (HullError, OSError):
                 pass
             raise
+        finally:
+            from hull.image import snapshot
+            for d in mount_dirs:
+                try:
+                    snapshot.remove(d, self.store)
+                except (HullError, OSError):
+                    pass
 
     def _parse_mount(self, text, ins):
-        opts = {}
-        for part in text.split(","):
-            k, eq, v = part.partition("=")
-            opts[k.strip()] = v.strip() if eq else "true"
+        """One RUN --mount: its type, target, options, the State it comes `from` (another
+        stage or an image) and what of its content goes into the cache key."""
+        opts = _mount_opts(text)
         kind = opts.get("type", "bind")
         target = opts.get("target") or opts.get("dst") or opts.get("destination")
+        if kind not in ("bind", "cache", "tmpfs"):
+            raise BuildError(f"RUN --mount type={kind} is not supported (bind, cache, tmpfs)", ins)
         if not target:
             raise BuildError(f"RUN --mount={text}: target is required", ins)
+        sp = {"type": kind, "target": target, "opts": opts, "text": text, "from": None, "content": None}
+        frm = opts.get("from") and self._expand(ins, opts["from"], self.meta_args)
+        if frm and kind == "tmpfs":
+            raise BuildError(f"RUN --mount={text}: a tmpfs mount has no 'from'", ins)
+        source = opts.get("source", opts.get("src"))
+        if frm:
+            dep = self._stage_ref(frm)
+            if dep is not None:
+                sp["from"] = self.results[dep.index]
+            else:
+                img = self._image(frm, ins)
+                sp["from"] = State(img.config, img.layers, img.id)
+            sp["source"] = source or "/"
+            if kind == "bind":
+                sp["content"] = f"from:{sp['from'].key}:{sp['source']}"
+        elif kind == "bind":
+            sp["source"] = source or "."
+            srcs = self.ctx.resolve(sp["source"], "RUN --mount")
+            sp["path"] = srcs[0].path
+            sp["content"] = "context:" + self.ctx.checksum(srcs)
+        return sp
+
+    def _mount(self, sp, ins, mount_dirs):
+        """The OCI mount for a parsed --mount (after a cache miss: snapshots are made here)."""
+        from hull.kernel import mounts as kmounts
+        kind, target, opts = sp["type"], sp["target"], sp["opts"]
         if kind == "tmpfs":
             return {"destination": target, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]}
         if kind == "cache":
             cid = opts.get("id") or target
             import hashlib
             src = self.store.root / "build-cache-mounts" / hashlib.sha256(cid.encode()).hexdigest()[:32]
+            new = not src.exists()
             src.mkdir(parents=True, exist_ok=True)
+            if new and sp["from"] is not None:  # a new cache starts with `from`'s content at `source`
+                d, root = self._snapshot(sp["from"], f"mnt-{self.step_no}-{len(mount_dirs)}")
+                mount_dirs.append(d)
+                seed = kmounts.secure_join(str(root), sp["source"])
+                if not os.path.isdir(seed):
+                    raise BuildError(f"RUN --mount={sp['text']}: {sp['source']} is not a directory in {opts['from']}", ins)
+                _copy_tree(src, "/", _walk_plain(seed), None, None)
             return {"destination": target, "type": "bind", "source": str(src), "options": ["rbind", "rprivate"]}
-        if kind == "bind":
-            if opts.get("from"):
-                raise BuildError(f"RUN --mount={text}: bind mounts from another stage or image are not supported yet", ins)
-            src = self.ctx.resolve(opts.get("source", opts.get("src", ".")), "RUN --mount")[0].path
-            ro = opts.get("rw", opts.get("readwrite", "false")) not in ("true", "")
-            return {"destination": target, "type": "bind", "source": src,
-                    "options": ["rbind", "rprivate"] + (["ro"] if ro else [])}
-        raise BuildError(f"RUN --mount type={kind} is not supported (bind, cache, tmpfs)", ins)
+        rw = opts.get("rw", opts.get("readwrite", "false")) in ("true", "")
+        if sp["from"] is not None:  # another stage's or an image's rootfs, read-only unless rw
+            d, root = self._snapshot(sp["from"], f"mnt-{self.step_no}-{len(mount_dirs)}")
+            mount_dirs.append(d)  # its overlay upper takes (and drops) rw writes
+            path = kmounts.secure_join(str(root), sp["source"])
+            if not os.path.lexists(path):
+                raise BuildError(f"RUN --mount={sp['text']}: {sp['source']}: no such file or directory in "
+                                 f"{opts['from']}", ins)
+        else:
+            path = sp["path"]
+        return {"destination": target, "type": "bind", "source": path,
+                "options": ["rbind", "rprivate"] + ([] if rw else ["ro"])}
 
     def _container(self, rootfs, argv, env, cwd, user, network, extra_mounts, step, cdir):
         """Run argv in a hull container over `rootfs`; stream its output to the progress.
@@ -880,6 +936,41 @@ def _duration_ns(text, ins, name):
         raise dfmod.DockerfileError(name, ins.line, f"invalid duration {text!r} (use e.g. 30s, 1m30s)")
     mult = {"ns": 1, "us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
     return int(sum(float(v) * mult[u] for v, u in re.findall(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", text)))
+
+
+def _mount_stubs(rootfs, targets):
+    """The paths a RUN's mount targets will create in rootfs (missing now), parents first."""
+    out = []
+    for t in targets:
+        parts = [p for p in t.split("/") if p and p != "."]
+        for i in range(1, len(parts) + 1):
+            p = os.path.join(str(rootfs), *parts[:i])
+            if os.path.islink(p):
+                break
+            if not os.path.lexists(p) and p not in out:
+                out.append(p)
+    return out
+
+
+def _remove_stubs(stubs):
+    for p in reversed(stubs):
+        try:
+            st = os.lstat(p)
+            if stat.S_ISDIR(st.st_mode):
+                os.rmdir(p)  # only when empty
+            elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
+                os.unlink(p)
+        except OSError:
+            pass
+
+
+def _mount_opts(text):
+    """`type=bind,from=build,source=/out,target=/in,rw` -> dict ("true" for bare words)."""
+    opts = {}
+    for part in text.split(","):
+        k, eq, v = part.partition("=")
+        opts[k.strip()] = v.strip() if eq else "true"
+    return opts
 
 
 def _resolve_in_rootfs(root, pattern, what):
