@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from engine_helpers import clean, engine  # noqa: F401 - fixtures
+from engine_helpers import clean, engine, wait_for  # noqa: F401 - fixtures
 
 
 def write(ctx, files):
@@ -307,4 +307,26 @@ def test_run_mount_from_unknown_stage(clean, tmp_path):
     p = clean("build", "-t", "bad:1", ctx, check=False)
     assert p.returncode == 1 and "failed to resolve base image nosuch" in p.stderr
     assert index_names(clean) == before
+    assert not no_build_leftovers(clean)
+
+
+def test_noop_rebuild_in_the_zygote_still_sees_changes(clean, tmp_path):
+    """A no-op rebuild is answered by the zygote itself (stat-keyed checksums, reads only):
+    a file rewritten with the same size and mtime still misses, a new tag is still written."""
+    clean.out("ps")  # starts the zygote, if none
+    assert wait_for(lambda: Path(clean.root, "run", "zygote.sock").exists(), timeout=30)
+    ctx = write(tmp_path, {"app.txt": "aaaa\n", "Dockerfile": "FROM busybox\nCOPY app.txt /app.txt\n"})
+    first = clean.out("build", "-q", "-t", "z:1", ctx)
+    p = clean("build", "-t", "z:1", ctx)
+    assert p.stderr.count("CACHED") == 1 and f"writing image {first} done" in p.stderr
+    assert clean.out("build", "-q", "-t", "z:1", ctx) == first
+    app = Path(tmp_path, "app.txt")
+    st = app.stat()
+    app.write_text("bbbb\n")
+    os.utime(app, ns=(st.st_atime_ns, st.st_mtime_ns))     # same size, same mtime: the ctime differs
+    p = clean("build", "-t", "z:2", ctx)
+    assert "CACHED" not in p.stderr
+    assert run(clean, "z:2", "cat", "/app.txt") == "bbbb\n"
+    assert clean.out("build", "-q", "-t", "z:3", ctx) == clean.inspect("z:2")["Id"]   # a new name: written
+    assert clean.inspect("z:3")["Id"] == clean.inspect("z:2")["Id"]
     assert not no_build_leftovers(clean)

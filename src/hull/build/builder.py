@@ -47,6 +47,11 @@ class BuildError(HullError):
         self.instruction, self.dockerfile = instruction, dockerfile
 
 
+class NeedsWork(Exception):
+    """A dry build (Builder(dry=True)) met a step that is not cached, a base image that is
+    not in the store or an index that would change: the build has to run for real."""
+
+
 class BuildOptions:
     def __init__(self, context=".", dockerfile=None, tags=(), build_args=None, labels=None, target=None,
                  platform=None, no_cache=False, pull=False, network=None):
@@ -126,9 +131,12 @@ class State:
 
 
 class Builder:
-    def __init__(self, opts, store=None, progress=None):
+    def __init__(self, opts, store=None, progress=None, dry=False):
         from hull.image.store import default_store
         self.opts = opts
+        # dry: only answer a build that is cached through and through (the zygote does that
+        # in-process, hull.engine.zygote); NeedsWork at the first thing that would write
+        self.dry = dry
         self.store = store or default_store()
         self.progress = progress or NullProgress()
         self.cache = cache_mod.Cache(self.store, enabled=not opts.no_cache)
@@ -144,11 +152,15 @@ class Builder:
         platform = opts.platform or "linux/amd64"
         if platform not in SUPPORTED_PLATFORMS:
             raise UsageError(f"platform {platform!r} is not supported: hull builds for {', '.join(SUPPORTED_PLATFORMS)} only")
-        self.ctx = Context(opts.context)
+        if self.dry and (opts.no_cache or opts.pull):
+            raise NeedsWork("--no-cache/--pull")
+        self.ctx = Context(opts.context, dry=self.dry)
         path = opts.dockerfile or os.path.join(self.ctx.root, "Dockerfile")
         if not os.path.isabs(path) and opts.dockerfile:
             path = os.path.abspath(path)
         try:
+            if self.dry and not stat.S_ISREG(os.stat(path).st_mode):
+                raise NeedsWork(path)  # a FIFO would block the reader
             with open(path, "rb") as f:
                 text = f.read()
         except FileNotFoundError:
@@ -303,7 +315,8 @@ class Builder:
             if not self.opts.pull:
                 return self.store.resolve(ref)
         except NotFound:
-            pass
+            if self.dry:
+                raise NeedsWork(ref) from None
         try:
             from hull.image import registry
             registry.pull(ref, store=self.store)
@@ -393,6 +406,8 @@ class Builder:
         hit = self.cache.get(key)
         if hit:
             return State(hit["config"], hit["layers"], key), True
+        if self.dry:
+            raise NeedsWork(created_by)
         new.config.setdefault("history", []).append({"created": _now(), "created_by": created_by,
                                                      "comment": HISTORY_COMMENT, "empty_layer": True})
         new.config["created"] = new.config["history"][-1]["created"]
@@ -602,6 +617,8 @@ class Builder:
         hit = self.cache.get(key)
         if hit:
             return State(hit["config"], hit["layers"], key), True
+        if self.dry:
+            raise NeedsWork(created_by)
         del scope
         cdir, rootfs = self._snapshot(state, f"run-{self.step_no}")
         self.step_no += 1
@@ -843,6 +860,8 @@ class Builder:
         hit = self.cache.get(key)
         if hit:
             return State(hit["config"], hit["layers"], key), True
+        if self.dry:
+            raise NeedsWork(created_by)
         cdir, rootfs = self._snapshot(state, f"copy-{self.step_no}")
         from_dir = None
         self.step_no += 1
@@ -920,6 +939,11 @@ class Builder:
         cfg.setdefault("config", {})
         cfg["architecture"], cfg["os"] = "amd64", "linux"
         tags = self.opts.tags
+        if self.dry:
+            img = self.store.stored_image(cfg, state.layers, tags)
+            if img is None:
+                raise NeedsWork("the image or a tag is new")
+            return img
         img = self.store.write_image(cfg, state.layers, name=tags[0] if tags else None)
         for t in tags[1:]:
             self.store.tag(img.digest, t)

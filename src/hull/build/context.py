@@ -37,12 +37,42 @@ def _has_glob(s):
     return any(c in s for c in "*?[")
 
 
+# Content checksums of regular files by path, valid while (dev, inode, size, mtime, ctime) are
+# the same (BuildKit keeps such a stat-keyed cache too). It lives as long as the process: in
+# the zygote, across builds. A write to a file changes its mtime and ctime, a replacement its
+# inode, so a changed file is hashed again; ctime cannot be set from user space.
+_SUMS = {}
+_SUMS_MAX = 200_000
+
+
+def file_digest(path, st):
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    hit = _SUMS.get(path)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    fh = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            fh.update(chunk)
+    digest = fh.digest()
+    if len(_SUMS) >= _SUMS_MAX:
+        _SUMS.clear()
+    _SUMS[path] = (key, digest)
+    return digest
+
+
 class Context:
-    def __init__(self, root, ignore=None):
+    def __init__(self, root, ignore=None, dry=False):
         self.root = os.path.realpath(root)
         if not os.path.isdir(self.root):
             raise ContextError(f"unable to prepare context: path {root!r} not found (the build context must be a directory)")
-        self.ignore = ignore if ignore is not None else Matcher.from_file(os.path.join(self.root, ".dockerignore"))
+        if ignore is None:
+            path = os.path.join(self.root, ".dockerignore")
+            if dry and os.path.lexists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+                from hull.build.builder import NeedsWork
+                raise NeedsWork(path)  # a FIFO would block the reader
+            ignore = Matcher.from_file(path)
+        self.ignore = ignore
 
     def _inside(self, rel, what, original):
         """The on-disk path for cleaned `rel`, refusing symlinks that leave the context."""
@@ -135,11 +165,7 @@ class Context:
             for rel, full, st in self.walk(s):
                 h.update(f"{rel}\0{stat.S_IFMT(st.st_mode)}\0{stat.S_IMODE(st.st_mode):o}\0".encode())
                 if stat.S_ISREG(st.st_mode):
-                    fh = hashlib.sha256()
-                    with open(full, "rb") as f:
-                        for chunk in iter(lambda: f.read(1 << 20), b""):
-                            fh.update(chunk)
-                    h.update(fh.digest())
+                    h.update(file_digest(full, st))
                 elif stat.S_ISLNK(st.st_mode):
                     h.update(os.readlink(full).encode())
         return "sha256:" + h.hexdigest()

@@ -6,21 +6,22 @@ import time
 
 import click
 
-from hull.errors import UsageError
+from hull.errors import HullError, UsageError
 
 
 class PlainProgress:
     """BuildKit's `--progress=plain` shape: `#N [1/3] RUN ...`, `#N 0.213 output`,
     `#N DONE 0.4s` / `#N CACHED` / `#N ERROR: ...`, on stderr."""
 
-    def __init__(self, quiet=False):
+    def __init__(self, quiet=False, write=None):
         self.quiet = quiet
         self.n = 0
         self.started = {}
+        self.write = write or (lambda text: click.echo(text, err=True))
 
     def _p(self, text):
         if not self.quiet:
-            click.echo(text, err=True)
+            self.write(text)
 
     def begin(self, label):
         self.n += 1
@@ -38,13 +39,13 @@ class PlainProgress:
         self._p(f"#{step} DONE {time.monotonic() - self.started.get(step, time.monotonic()):.1f}s")
 
     def error(self, step, message):
-        click.echo(f"#{step} ERROR: {message}", err=True)
+        self.write(f"#{step} ERROR: {message}")
 
     def warn(self, message):
-        click.echo(f"[Warning] {message}", err=True)
+        self.write(f"[Warning] {message}")
 
 
-def _pairs(items, flag):
+def _pairs(items, flag, environ=None):
     out = {}
     for it in items:
         k, eq, v = it.partition("=")
@@ -52,9 +53,10 @@ def _pairs(items, flag):
             raise UsageError(f"{flag} {it!r}: expected KEY=VALUE")
         if not eq:
             import os
-            if k not in os.environ:
+            env = os.environ if environ is None else environ
+            if k not in env:
                 continue  # docker: --build-arg NAME takes the value from the environment, if set
-            v = os.environ[k]
+            v = env[k]
         out[k] = v
     return out
 
@@ -87,34 +89,54 @@ def _excerpt(text, line, name):
 @click.argument("context")
 def build_cmd(tags, dockerfile, build_args, labels, target, platform, no_cache, pull, network, quiet, progress, context):
     """Build an image from a Dockerfile."""
+    return execute(dict(tags=tags, dockerfile=dockerfile, build_args=build_args, labels=labels, target=target,
+                        platform=platform, no_cache=no_cache, pull=pull, network=network, quiet=quiet,
+                        progress=progress, context=context))
+
+
+def execute(params, out=None, err=None, environ=None, dry=False):
+    """The build for the parsed options. `out`/`err` take lines (default: click.echo);
+    `environ` is where --build-arg NAME looks values up. dry: answer only a build that is
+    cached through and through, else raise builder.NeedsWork (the zygote, in-process)."""
     from hull.build import builder
     from hull.build.dockerfile import DockerfileError
     from hull.image import reference
+    out = out or click.echo
+    err = err or (lambda text: click.echo(text, err=True))
+    tags, quiet = params["tags"], params["quiet"]
     for t in tags:
         ref = reference.parse(t)
         if ref.digest:
             raise UsageError(f"invalid tag {t!r}: a tag cannot hold a digest")
-    opts = builder.BuildOptions(context=context, dockerfile=dockerfile, tags=tags,
-                                build_args=_pairs(build_args, "--build-arg"), labels=_pairs(labels, "--label"),
-                                target=target, platform=platform, no_cache=no_cache, pull=pull, network=network)
-    prog = PlainProgress(quiet=quiet or progress == "quiet")
+    opts = builder.BuildOptions(context=params["context"], dockerfile=params["dockerfile"], tags=tags,
+                                build_args=_pairs(params["build_args"], "--build-arg", environ),
+                                labels=_pairs(params["labels"], "--label", environ),
+                                target=params["target"], platform=params["platform"], no_cache=params["no_cache"],
+                                pull=params["pull"], network=params["network"])
+    prog = PlainProgress(quiet=quiet or params["progress"] == "quiet", write=err)
     t0 = time.monotonic()
-    b = builder.Builder(opts, progress=prog)
+    b = builder.Builder(opts, progress=prog, dry=dry)
     try:
         img = b.build()
     except builder.BuildError as e:
-        click.echo(f"ERROR: {e}", err=True)
+        if dry:
+            raise builder.NeedsWork(str(e)) from None
+        err(f"ERROR: {e}")
         ins = e.instruction
         if ins is not None and getattr(b, "df_text", None):
-            click.echo(_excerpt(b.df_text, ins.line, b.df_name), err=True)
+            err(_excerpt(b.df_text, ins.line, b.df_name))
         sys.exit(1)
     except DockerfileError as e:
-        click.echo(f"ERROR: failed to solve: {e}", err=True)
+        if dry:
+            raise builder.NeedsWork(str(e)) from None
+        err(f"ERROR: failed to solve: {e}")
         if e.line and getattr(b, "df_text", None):
-            click.echo(_excerpt(b.df_text, e.line, b.df_name), err=True)
+            err(_excerpt(b.df_text, e.line, b.df_name))
         sys.exit(1)
     except builder.ContextError as e:
-        click.echo(f"ERROR: {e}", err=True)
+        if dry:
+            raise builder.NeedsWork(str(e)) from None
+        err(f"ERROR: {e}")
         sys.exit(1)
     n = prog.begin("exporting to image")
     prog._p(f"#{n} writing image {img.id} done")
@@ -122,8 +144,35 @@ def build_cmd(tags, dockerfile, build_args, labels, target, platform, no_cache, 
         prog._p(f"#{n} naming to {reference.parse(t)} done")
     prog._p(f"#{n} DONE {time.monotonic() - t0:.1f}s")
     if quiet:
-        click.echo(img.id)
+        out(img.id)
     return 0
+
+
+def serve_cached(argv, cwd, environ):
+    """For the zygote: the output of `hull build ARGV` run in `cwd`, if the build is cached
+    through and through and writes nothing (a no-op rebuild), as (stdout, stderr) text; None
+    when it has to run for real (in a worker, as any command). Reads only: no store, cache or
+    index write happens here, and the builder never reads stdin or a FIFO."""
+    import os
+    from hull.build import builder
+    try:
+        ctx = build_cmd.make_context("build", list(argv[1:]), resilient_parsing=False)
+    except (click.exceptions.Exit, click.ClickException):
+        return None
+    params = dict(ctx.params)
+    if params["context"] == "-" or params["dockerfile"] == "-":
+        return None
+    params["context"] = os.path.join(cwd, params["context"])
+    if params["dockerfile"]:
+        params["dockerfile"] = os.path.join(cwd, params["dockerfile"])
+    out, err = [], []
+    try:
+        code = execute(params, out.append, err.append, environ=environ, dry=True)
+    except (builder.NeedsWork, HullError, OSError, SystemExit):
+        return None
+    if code != 0:
+        return None
+    return "".join(x + "\n" for x in out), "".join(x + "\n" for x in err)
 
 
 def register(main):

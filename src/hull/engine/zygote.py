@@ -11,6 +11,10 @@ SO_PEERCRED). Per connection it forks a *worker*, which is the `hull` process fo
                        SCM_RIGHTS on the first byte; then lines "sig N" (signals the client got)
     worker -> client   "exit N" when the command is done (stdout/stderr flushed before)
 
+The zygote reads the request itself. A `hull build` whose every step is cached and whose
+image and tags are already stored (a no-op rebuild) is answered right there, reading only
+(_inline): no fork, no worker. Everything else gets a worker:
+
 The worker takes the client's stdio, cwd, environment and umask, and runs hull.cli.main. If
 the client goes away (killed) the worker SIGKILLs itself, as `hull` itself would have died.
 
@@ -156,16 +160,32 @@ def serve(root):
                 finally:
                     conn.close()
                 return 0
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    lsock.close()
-                    os.close(lockfd)
-                    code = _worker(conn)
-                finally:
-                    os._exit(code)
-            conn.close()
+            try:
+                conn.settimeout(10)  # a peer that connects and sends nothing does not stall us
+                req, fds = _recv_request(conn)
+                conn.settimeout(None)
+            except (OSError, ValueError):
+                conn.close()
+                continue
+            try:
+                if _inline(conn, req, fds):
+                    continue
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        lsock.close()
+                        os.close(lockfd)
+                        code = _worker(conn, req, fds)
+                    finally:
+                        os._exit(code)
+            finally:
+                for fd in fds:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                conn.close()
     finally:
         try:
             if os.stat(path).st_ino == ino:
@@ -205,6 +225,41 @@ def _recv_request(conn):
     return jsonfast.loads(data[4:4 + n]), list(fds)
 
 
+def _inline(conn, req, fds):
+    """Serve a no-op `hull build` (cached through and through, nothing to write) here, without
+    a worker: what a fork costs on this kind of VM (page-table copy, then a copy-on-write
+    fault for every page the command touches: ~10 ms for a cached build) was most of it.
+    hull.cli.build.serve_cached only reads (Dockerfile, context, cache entries, index) and
+    gives the output, or None (then a worker runs the build as always). The output goes to
+    the client's fds only when they take it at once; anything unusual falls back to a worker."""
+    argv = req.get("argv") or []
+    if not argv or argv[0] != "build" or len(fds) < 3:
+        return False
+    env = req.get("env") or {}
+    if any(env.get(k) != os.environ.get(k) for k in set(env) | set(os.environ) if k.startswith("HULL_")):
+        return False  # another store, runtime root or setting than this zygote's
+    try:
+        from hull.cli import build as cli_build
+        res = cli_build.serve_cached(argv, req.get("cwd") or "/", env)
+        if res is None:
+            return False
+        import select
+        chunks = [(fds[1], res[0].encode()), (fds[2], res[1].encode())]
+        for fd, data in chunks:
+            if data and (len(data) > 4096 or not select.select([], [fd], [], 0)[1]):
+                return False
+        for fd, data in chunks:
+            while data:
+                data = data[os.write(fd, data):]
+    except Exception:  # noqa: BLE001 - a worker runs it and reports what went wrong
+        return False
+    try:
+        conn.sendall(b"exit 0\n")
+    except OSError:
+        pass
+    return True
+
+
 def _reopen_stdio():
     import io
     for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
@@ -238,13 +293,12 @@ def _control(conn):
                     pass
 
 
-def _worker(conn):
+def _worker(conn, req, fds):
     for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
         signal.signal(s, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     import gc
     gc.set_threshold(50000)  # mostly short-lived: (almost) no collector pauses on the start path
-    req, fds = _recv_request(conn)
     for i, fd in enumerate(fds[:3]):
         if fd != i:
             os.dup2(fd, i)

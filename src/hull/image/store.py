@@ -484,18 +484,39 @@ class Store:
                   "size": self.blob_size(img.digest)}, str(ref))
         return ref
 
+    @staticmethod
+    def _image_manifest(cfg, layers, annotations=None, docker=False):
+        manifest = {"schemaVersion": 2,
+                    "mediaType": MT_DOCKER_MANIFEST if docker else MT_OCI_MANIFEST,
+                    "config": {"mediaType": MT_DOCKER_CONFIG if docker else MT_OCI_CONFIG,
+                               "digest": sha256_digest(cfg), "size": len(cfg)},
+                    "layers": [{k: d[k] for k in ("mediaType", "digest", "size") if k in d} for d in layers]}
+        if annotations and not docker:
+            manifest["annotations"] = dict(annotations)
+        return manifest
+
+    def stored_image(self, config, layers, names=()):
+        """The Image write_image(config, layers, name) would make, if that would write
+        nothing: config and manifest blobs stored and every name already on it (or, with no
+        names, the manifest in the index). Else None. Reads only."""
+        cfg = canonical_json(config)
+        mbytes = canonical_json(self._image_manifest(cfg, layers))
+        digest = sha256_digest(mbytes)
+        if not (self.has_blob(digest) and self.has_blob(sha256_digest(cfg))):
+            return None
+        entries = [e for e in self._read_index().get("manifests", []) if e.get("digest") == digest]
+        have = {(e.get("annotations") or {}).get(REF_NAME) for e in entries}
+        want = [str(reference.parse(n)) for n in names]
+        if not entries or any(n not in have for n in want):
+            return None
+        return self.load(digest, want[:1])
+
     def write_image(self, config, layers, name=None, annotations=None, docker=False):
         """Store a config (dict or exact bytes) and a manifest over already-stored layer
         descriptors, and name it (`name` None: untagged). Returns the Image."""
         cfg = config if isinstance(config, (bytes, bytearray)) else canonical_json(config)
         cfg_digest = self.put_blob(bytes(cfg))
-        manifest = {"schemaVersion": 2,
-                    "mediaType": MT_DOCKER_MANIFEST if docker else MT_OCI_MANIFEST,
-                    "config": {"mediaType": MT_DOCKER_CONFIG if docker else MT_OCI_CONFIG,
-                               "digest": cfg_digest, "size": len(cfg)},
-                    "layers": [{k: d[k] for k in ("mediaType", "digest", "size") if k in d} for d in layers]}
-        if annotations and not docker:
-            manifest["annotations"] = dict(annotations)
+        manifest = self._image_manifest(bytes(cfg), layers, annotations, docker)
         mbytes = canonical_json(manifest)
         digest = self.put_blob(mbytes)
         self.add({"mediaType": manifest["mediaType"], "digest": digest, "size": len(mbytes)},
