@@ -129,10 +129,12 @@ def cached(network, cid, ifname):
 
 
 def check(conflist, cid, netns, ifname):
-    """CHECK every plugin against the cached result; CNIError if one disagrees."""
+    """CHECK every plugin the ADD ran (the cached config) against the cached result; CNIError
+    if one disagrees."""
     c = cached(conflist["name"], cid, ifname)
     if c is None:
         raise HullError(f"no cached CNI result for container {cid[:12]} on network {conflist['name']}")
+    conflist = c.get("config") or conflist
     for plugin in conflist["plugins"]:
         exec_plugin(_plugin_conf(conflist, plugin, c.get("runtimeConfig"), c.get("result")), "CHECK",
                     cid, netns, ifname, c.get("cniArgs", ""))

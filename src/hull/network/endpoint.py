@@ -47,9 +47,13 @@ def _save(rec, info):
 def _bridge_lock(network):
     """ADD/DEL on one network (and the bridge's removal when it empties) are serialized by a
     flock on the network's conflist (the host ledger's lock if the conflist is gone)."""
+    return lock.held(_bridge_lock_path(network))
+
+
+def _bridge_lock_path(network):
     from hull.network import hoststate
     p = os.path.join(config.networks_dir(), network + ".conflist")
-    return lock.held(p if os.path.exists(p) else os.path.join(hoststate._dir(), "lock.bridges"))
+    return p if os.path.exists(p) else os.path.join(hoststate._dir(), "lock.bridges")
 
 
 def networks_of(rec):
@@ -124,9 +128,14 @@ def _attach(rec, info, net, ep, ifname, binds):
         rc["ips"] = [f"{want_ip}/{net.subnet.split('/')[1]}"]
     if ep.get("MacAddress"):
         rc["mac"] = ep["MacAddress"]
+    from hull.network import hoststate
     with _bridge_lock(net.name):
+        hoststate.claim_bridge(net.bridge)
+        fw = hoststate.firewall_needed(net.bridge)
         try:
-            res = cni.add(net.conflist, rec.id, info["NetNS"], ifname, rc)
+            res = cni.add(config.for_attachment(net.conflist, rc, firewall=fw), rec.id, info["NetNS"], ifname, rc)
+            if fw:
+                hoststate.bridge_rules(net.bridge, net.subnet, config.masquerade(net.conflist))
         except HullError as e:
             msg = str(e)
             if want_ip and ("already reserved" in msg or "requested IP address" in msg or "not in" in msg):
@@ -168,9 +177,10 @@ def _detach(rec, info, name, entry):
         conf = c.get("config")
     bridge = entry.get("Bridge") or (conf or {}).get(config.META, {}).get("bridge", "")
     if conf is not None:
-        with _bridge_lock(name):
+        lk = _bridge_lock_path(name)
+        with lock.held(lk):
             errors += [str(e) for e in cni.delete(conf, rec.id, info.get("NetNS") or "", ifname)]
-            hoststate.release_bridge(bridge)
+            hoststate.release_bridge(bridge, lock_path=lk)
     return errors
 
 
