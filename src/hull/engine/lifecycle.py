@@ -662,12 +662,12 @@ def cleanup(cid, code=None):
         if code is None:
             code = ex.get("ExitCode", 255) if ex else 255
         host = rec.config["HostConfig"]
-        remover = None
+        remover, removed = None, []
         if host.get("AutoRemove") and not host.get("PidMode"):
             # Its own pid namespace: nothing of the container outlives its init, so the rootfs
             # can go while the cgroup goes, on the other CPU (both are syscalls: no GIL held).
             import threading
-            remover = threading.Thread(target=_remove_snapshot_quietly, args=(rec.dir,), daemon=True)
+            remover = threading.Thread(target=_remove_snapshot_quietly, args=(rec.dir, removed), daemon=True)
             remover.start()
         oom = _cleanup_runtime(rec)
         if remover:
@@ -680,7 +680,7 @@ def cleanup(cid, code=None):
                              RestartCount=rec.state.get("RestartCount", 0) + 1)
             rec.save_state()
         elif rec.config["HostConfig"].get("AutoRemove"):
-            _remove_all(rec, runtime_done=True)
+            _remove_all(rec, runtime_done=True, snapshot_done=bool(removed))
             return None
         else:
             try:
@@ -706,11 +706,13 @@ def cleanup(cid, code=None):
     return rec
 
 
-def _remove_snapshot_quietly(cdir):
-    """snapshot.remove for a helper thread; _remove_all removes (and reports) what is left."""
+def _remove_snapshot_quietly(cdir, removed):
+    """snapshot.remove for a helper thread (appends True to `removed` when done); if it
+    fails, _remove_all removes (and reports) what is left."""
     from hull.image import snapshot
     try:
         snapshot.remove(cdir)
+        removed.append(True)
     except (HullError, OSError):
         pass
 
@@ -843,17 +845,18 @@ def remove(rec, force=False, volumes=False):
         _remove_all(rec, volumes=volumes)
 
 
-def _remove_all(rec, volumes=False, runtime_done=False):
-    """Runtime state, cgroup (unless `runtime_done`: _cleanup_runtime ran), snapshot,
-    anonymous volumes, the record. Under the lock."""
+def _remove_all(rec, volumes=False, runtime_done=False, snapshot_done=False):
+    """Runtime state, cgroup, snapshot, anonymous volumes, the record (skipping what the
+    caller did already: `runtime_done`, `snapshot_done`). Under the lock."""
     import shutil
     from hull.image import snapshot
     if not runtime_done:
         _cleanup_runtime(rec)
-    try:
-        snapshot.remove(rec.dir)
-    except FileNotFoundError:
-        pass
+    if not snapshot_done:
+        try:
+            snapshot.remove(rec.dir)
+        except FileNotFoundError:
+            pass
     for name in (rec.config.get("AnonymousVolumes") or {}).values():
         shutil.rmtree(os.path.join(records.volumes_dir(), name), ignore_errors=True)
     if rec.config["HostConfig"].get("IDMappings"):
