@@ -16,6 +16,18 @@ import pytest
 HULL = str(Path(sys.executable).with_name("hull"))
 
 
+def with_network(args):
+    """`hull run`/`create` without a network flag get `--network none`: `hull run` defaults to
+    the bridge (hull0, as Docker), which tests that do not look at networking would only pay
+    for (a veth, a lease, iptables rules per container). Tests of networking pass --network
+    (test_network_*.py), and test_network_bridge checks the default itself."""
+    args = list(args)
+    if args and args[0] in ("run", "create") and not any(
+            a in ("--network", "--net") or a.startswith(("--network=", "--net=")) for a in args):
+        args[1:1] = ["--network", "none"]
+    return args
+
+
 class Engine:
     def __init__(self, root):
         self.root = str(root)
@@ -23,6 +35,7 @@ class Engine:
         self.env.pop("HULL_RUNTIME_ROOT", None)
 
     def __call__(self, *args, check=True, input=None, timeout=60):
+        args = with_network(args)
         p = subprocess.run([HULL, *args], env=self.env, capture_output=True, text=True,
                            input=input, timeout=timeout)
         if check and p.returncode != 0:

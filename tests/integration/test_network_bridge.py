@@ -131,3 +131,21 @@ def test_stats_show_net_io_and_connect_disconnect(net):
     assert "eth1" not in net("exec", "st", "ip", "-o", "link").stdout
     r = net("network", "rm", a, check=False)
     assert r.returncode != 0 and "used by" in r.stderr
+
+
+def test_default_network_is_the_default_bridge(net):
+    """No --network: hull0 (made on first use), as Docker's default bridge — an address and
+    a default route, no DNS server of hull's on it. (The engine helper adds `--network none`
+    to other tests' runs, so this one calls hull itself.)"""
+    import subprocess
+    from engine_helpers import HULL
+    p = subprocess.run([HULL, "run", "-d", "--name", "dflt", "busybox", "sleep", "300"], env=net.env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    net.networks.append("hull0")
+    assert net.inspect("dflt")["HostConfig"]["NetworkMode"] == "hull0"
+    out = net("exec", "dflt", "sh", "-c", "ip -o -4 addr show eth0; ip route; cat /etc/resolv.conf").stdout
+    assert "inet 10." in out and "default via" in out, out
+    gw = json.loads(net("network", "inspect", "hull0").stdout)[0]["IPAM"]["Config"][0]["Gateway"]
+    assert f"nameserver {gw}" not in out
+    assert "hull0" in net.out("network", "ls")

@@ -57,7 +57,7 @@ def _run_options(f):
         click.option("--pid", help="PID namespace (host|container:<id>)."),
         click.option("--ipc", help="IPC namespace (host|private|container:<id>)."),
         click.option("--uts", help="UTS namespace (host)."),
-        click.option("--network", "--net", "network", help="Network: none (default), NAME, bridge (hull0), host, container:<id>."),
+        click.option("--network", "--net", "network", help="Network: bridge (hull0, the default), NAME, none, host, container:<id>."),
         click.option("--ip", help="IPv4 address on the network (e.g. 10.90.0.7)."),
         click.option("--mac-address", help="Container MAC address (e.g. 92:d0:c6:0a:29:33)."),
         click.option("--network-alias", multiple=True, help="Add a network-scoped alias for the container."),

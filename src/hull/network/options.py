@@ -1,7 +1,7 @@
 """`hull run` network flags -> the record's NetworkMode, HostConfig/Config fields and
 NetworkingConfig endpoints (Docker's names), validated up front so a bad flag leaves nothing.
 
---network NAME|bridge|none|host|container:<id> (default none), --ip, --mac-address,
+--network NAME|bridge|none|host|container:<id> (default bridge: hull0, as Docker), --ip, --mac-address,
 --network-alias, --dns, --dns-search, --dns-option, --add-host, -p/--publish,
 -P/--publish-all (the image's EXPOSE'd ports).
 """
@@ -16,7 +16,7 @@ _MAC_RE = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
 def from_run_options(o, icfg):
     from hull.network import config, endpoint, hosts, ports
-    mode = o.get("network") or "none"
+    mode = o.get("network") or "bridge"  # Docker's default: the default bridge network
     if mode in ("bridge", "default"):
         mode = config.DEFAULT_NAME
     bridge = endpoint.is_bridge_mode(mode)
