@@ -149,3 +149,40 @@ def test_default_network_is_the_default_bridge(net):
     gw = json.loads(net("network", "inspect", "hull0").stdout)[0]["IPAM"]["Config"][0]["Gateway"]
     assert f"nameserver {gw}" not in out
     assert "hull0" in net.out("network", "ls")
+
+
+def test_network_alias_resolves_and_cni_check_passes(net):
+    """--network-alias is served by aardvark-dns; CNI CHECK (the plugins the ADD ran, against
+    the cached result) agrees with a running container, and fails once its veth is gone."""
+    import os
+    import subprocess
+    n = make_network(net, "nt-alias")
+    net("run", "-d", "--name", "al1", "--network", n, "--network-alias", "db-alias", "busybox", "sleep", "300")
+    ip = _ip(net, "al1", n)
+    out = net("run", "--rm", "--network", n, "busybox", "nslookup", "db-alias").stdout
+    assert ip in out
+    cid = net.inspect("al1")["Id"]
+    netns = json.loads(open(os.path.join(net.root, "containers", cid, "network.json")).read())["NetNS"]
+    code = ("import json, sys; from hull.network import cni, config; "
+            "cni.check(config.load(sys.argv[1]).conflist, sys.argv[2], sys.argv[3], 'eth0')")
+    import sys
+    r = subprocess.run([sys.executable, "-c", code, n, cid, netns], env=net.env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    subprocess.run(["nsenter", f"--net={netns}", "ip", "link", "del", "eth0"], check=True)
+    r = subprocess.run([sys.executable, "-c", code, n, cid, netns], env=net.env, capture_output=True, text=True)
+    assert r.returncode != 0 and "CNI plugin" in r.stderr, r.stderr
+
+
+def test_publish_all_uses_the_images_exposed_ports(net, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM busybox\nEXPOSE 80 53/udp\n")
+    net("build", "-q", "-t", "nt-exposed", str(tmp_path))
+    try:
+        net("run", "-d", "--name", "pa", "--network", "bridge", "-P", "nt-exposed", "sleep", "300")
+        net.networks.append("hull0")
+        ports = net.inspect("pa")["NetworkSettings"]["Ports"]
+        assert set(ports) == {"80/tcp", "53/udp"}, ports
+        assert all(int(b[0]["HostPort"]) > 0 for b in ports.values())
+        assert "->80/tcp" in net.out("ps")
+        net("rm", "-f", "pa")
+    finally:
+        net("rmi", "-f", "nt-exposed", check=False)
