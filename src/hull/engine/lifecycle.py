@@ -661,17 +661,7 @@ def cleanup(cid, code=None):
             return rec  # already cleaned up
         if code is None:
             code = ex.get("ExitCode", 255) if ex else 255
-        host = rec.config["HostConfig"]
-        remover, removed = None, []
-        if host.get("AutoRemove") and not host.get("PidMode"):
-            # Its own pid namespace: nothing of the container outlives its init, so the rootfs
-            # can go while the cgroup goes, on the other CPU (both are syscalls: no GIL held).
-            import threading
-            remover = threading.Thread(target=_remove_snapshot_quietly, args=(rec.dir, removed), daemon=True)
-            remover.start()
         oom = _cleanup_runtime(rec)
-        if remover:
-            remover.join()
         restart = _restart_policy_applies(rec, code)
         finished = (ex or {}).get("FinishedAt") or records.now()
         if restart:
@@ -680,7 +670,7 @@ def cleanup(cid, code=None):
                              RestartCount=rec.state.get("RestartCount", 0) + 1)
             rec.save_state()
         elif rec.config["HostConfig"].get("AutoRemove"):
-            _remove_all(rec, runtime_done=True, snapshot_done=bool(removed))
+            _remove_all(rec, runtime_done=True)
             return None
         else:
             try:
@@ -704,17 +694,6 @@ def cleanup(cid, code=None):
             except HullError as e:
                 rec.update_state(Status="exited", Running=False, Restarting=False, Error=str(e))
     return rec
-
-
-def _remove_snapshot_quietly(cdir, removed):
-    """snapshot.remove for a helper thread (appends True to `removed` when done); if it
-    fails, _remove_all removes (and reports) what is left."""
-    from hull.image import snapshot
-    try:
-        snapshot.remove(cdir)
-        removed.append(True)
-    except (HullError, OSError):
-        pass
 
 
 def cleanup_main(argv):
@@ -845,20 +824,20 @@ def remove(rec, force=False, volumes=False):
         _remove_all(rec, volumes=volumes)
 
 
-def _remove_all(rec, volumes=False, runtime_done=False, snapshot_done=False):
-    """Runtime state, cgroup, snapshot, anonymous volumes, the record (skipping what the
-    caller did already: `runtime_done`, `snapshot_done`). Under the lock."""
-    import shutil
+def _remove_all(rec, volumes=False, runtime_done=False):
+    """Runtime state and cgroup (unless `runtime_done`: _cleanup_runtime ran), snapshot,
+    anonymous volumes, the record. Under the lock. The directories go to the trash (deleted
+    once the command has answered; engine/trash.py)."""
+    from hull.engine import trash
     from hull.image import snapshot
     if not runtime_done:
         _cleanup_runtime(rec)
-    if not snapshot_done:
-        try:
-            snapshot.remove(rec.dir)
-        except FileNotFoundError:
-            pass
+    try:
+        snapshot.release(rec.dir)  # unmounted and forgotten; its dirs go with the record's
+    except FileNotFoundError:
+        pass
     for name in (rec.config.get("AnonymousVolumes") or {}).values():
-        shutil.rmtree(os.path.join(records.volumes_dir(), name), ignore_errors=True)
+        trash.move(os.path.join(records.volumes_dir(), name))
     if rec.config["HostConfig"].get("IDMappings"):
         from hull.engine import userns
         userns.release(rec.id)

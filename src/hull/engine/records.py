@@ -225,10 +225,11 @@ class Record:
         return _Ctx()
 
     def remove_files(self):
-        """Delete the record dir and the name link (the snapshot must be gone already)."""
-        import shutil
+        """Release the name and delete the record dir (into the trash: engine/trash.py). The
+        snapshot must be unmounted already."""
+        from hull.engine import trash
         release_name(self.name, self.id)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        trash.move(self.dir)
         self.unlock()
 
     # --- derived state ------------------------------------------------------------------

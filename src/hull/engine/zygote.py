@@ -105,6 +105,7 @@ def _stale(files):
 
 def serve(root):
     import fcntl
+    from hull.engine import trash
     rundir = os.path.join(root, "run")
     os.makedirs(rundir, mode=0o700, exist_ok=True)
     lockfd = os.open(os.path.join(rundir, "zygote.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -140,6 +141,7 @@ def serve(root):
                 conn, _ = lsock.accept()
             except socket.timeout:
                 _reap()
+                trash.sweep(root)  # left by a worker killed before it emptied its trash
                 try:
                     gone = os.stat(path).st_ino != ino
                 except OSError:
@@ -272,6 +274,9 @@ def _reopen_stdio():
         setattr(sys, f"__{name}__", f)
 
 
+_answered = False  # the worker sent "exit N": the client may go now, the worker finishes up
+
+
 def _control(conn):
     """The worker's thread on the client connection: signals in, EOF = the client died."""
     buf = b""
@@ -281,7 +286,8 @@ def _control(conn):
         except OSError:
             data = b""
         if not data:
-            os.kill(os.getpid(), signal.SIGKILL)
+            if not _answered:  # the client died before its answer: so does its command
+                os.kill(os.getpid(), signal.SIGKILL)
             return
         buf += data
         while b"\n" in buf:
@@ -342,10 +348,14 @@ def _worker(conn, req, fds):
             f.flush()
         except (OSError, ValueError):
             pass
+    global _answered
+    _answered = True
     try:
         conn.sendall(b"exit %d\n" % (code & 0xFF))
     except OSError:
         pass
+    from hull.engine import trash
+    trash.empty()  # what the command removed, deleted now that the client has its answer
     return code & 0xFF
 
 

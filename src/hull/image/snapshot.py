@@ -247,8 +247,10 @@ def unmount(container_dir):
         _umount(rootfs)
 
 
-def remove(container_dir, store=None):
-    """Unmount and delete the snapshot's rootfs/upper/work and its record."""
+def release(container_dir, store=None):
+    """Unmount the snapshot and forget it (its record); its directories stay, for the caller
+    to delete. HullError if anything is still mounted under the container dir afterwards
+    (deleting it would reach through the mount)."""
     store = store or default_store()
     cdir = Path(container_dir).resolve()
     unmount(cdir)
@@ -258,15 +260,27 @@ def remove(container_dir, store=None):
             if p != idm and is_mounted(p):
                 _umount(p)
             os.rmdir(p)
+    prefix = str(cdir) + "/"
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4]
+            if "\\" in mp:
+                mp = mp.encode().decode("unicode_escape")
+            if mp.startswith(prefix):
+                raise HullError(f"{mp} is still mounted; unmount it first")
+    _record_path(store, cdir).unlink(missing_ok=True)
+    return cdir
+
+
+def remove(container_dir, store=None):
+    """Unmount and delete the snapshot's rootfs/upper/work and its record."""
+    cdir = release(container_dir, store)
     for name in ("rootfs", "upper", "work", "empty", ".vfs-complete"):
         p = cdir / name
         if p.is_dir() and not p.is_symlink():
-            if is_mounted(p):
-                raise HullError(f"{p} is still mounted; unmount it first")
             shutil.rmtree(p, ignore_errors=False)
         elif p.exists() or p.is_symlink():
             p.unlink()
-    _record_path(store, cdir).unlink(missing_ok=True)
 
 
 # -- vfs ---------------------------------------------------------------------------------
