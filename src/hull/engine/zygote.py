@@ -68,7 +68,12 @@ def _preload():
             importlib.import_module(name)
         except BaseException:  # noqa: BLE001 - optional or broken module: serve without it
             pass
-    try:  # what every worker would read again: the host's cgroup layout (mode, v1 mounts)
+    try:  # what every worker would read again: the default seccomp profile's data
+        from hull.runtime import seccomp_profile
+        seccomp_profile.profile()
+    except BaseException:  # noqa: BLE001 - a worker will say what is wrong with it
+        pass
+    try:  # and the host's cgroup layout (mode, v1 mounts)
         from hull import cgroups
         from hull.cgroups import fs
         if cgroups.detect_mode() != cgroups.UNIFIED:
