@@ -81,6 +81,25 @@ def test_zygote_serves_and_the_monitor_stays_small(clean):
     clean("rm", "-f", cid)
 
 
+def test_zygote_leaves_after_hull_code_changed(clean):
+    """A zygote serves only current code: once a hull module it loaded changes (its mtime),
+    it answers the request in flight and exits; the next command runs with the new code."""
+    from hull.engine import trash
+    clean.out("ps")
+    sock = Path(clean.root, "run", "zygote.sock")
+    assert wait_for(sock.exists, timeout=30)
+    module = trash.__file__
+    st = os.stat(module)
+    try:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        assert clean.out("ps", "-q") == ""  # served (by the old zygote)
+        assert wait_for(lambda: not sock.exists(), timeout=10)
+    finally:
+        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert clean.out("ps", "-q") == ""  # no zygote: in-process, and one starts for later
+    assert wait_for(sock.exists, timeout=30)
+
+
 def _pty_hull(env, *args):
     pid, fd = pty.fork()
     if pid == 0:

@@ -3,7 +3,7 @@
 Imported by the hand-written entry script (bin/hull) under `python -S`, before click, rich or
 the engine: only sys, posix, _socket, _signal and hull.jsonfast (os only to start a zygote). `run(argv)` returns the
 command's exit code, or None when the zygote cannot serve it (not a container command,
-HULL_ZYGOTE=0, no zygote yet, a stale one); then the caller runs the full CLI in-process.
+HULL_ZYGOTE=0, no zygote yet); then the caller runs the full CLI in-process.
 When there is no zygote, it starts one in the background for the next command.
 """
 
@@ -94,9 +94,6 @@ def run(argv):
     line = buf.split(b"\n", 1)[0]
     if line.startswith(b"exit "):
         return int(line[5:])
-    if line == b"stale":
-        spawn(root, force=True)
-        return None
     if forwarded and forwarded[-1] != _signal.SIGWINCH:  # it died of the signal we passed on: so do we
         _signal.signal(forwarded[-1], _signal.SIG_DFL)
         posix.kill(posix.getpid(), forwarded[-1])
@@ -104,24 +101,23 @@ def run(argv):
     return 125
 
 
-def spawn(root, force=False):
+def spawn(root):
     """Start a zygote for `root` in the background (double fork, new session, stdio on
     $HULL_ROOT/run/zygote.log) and return at once — unless one holds the lock (starting, or
-    on its way out after answering "stale"; the new one waits for that)."""
+    on its way out after its code changed; the new one waits for that)."""
+    import fcntl
     import os
-    if not force:
-        import fcntl
+    try:
+        fd = os.open(root + "/run/zygote.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    if fd >= 0:
         try:
-            fd = os.open(root + "/run/zygote.lock", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return  # a zygote is starting (its socket is not there yet)
-            finally:
-                os.close(fd)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return  # a zygote is starting (its socket is not there yet)
+        finally:
+            os.close(fd)
     pid = os.fork()
     if pid == 0:
         try:

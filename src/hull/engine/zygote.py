@@ -18,9 +18,9 @@ image and tags are already stored (a no-op rebuild) is answered right there, rea
 The worker takes the client's stdio, cwd, environment and umask, and runs hull.cli.main. If
 the client goes away (killed) the worker SIGKILLs itself, as `hull` itself would have died.
 
-The zygote serves only as long as its code is current: before each fork it compares the
-mtimes of the hull modules it loaded with what it loaded; if one changed it answers "stale"
-(the client runs the command itself) and exits. It also exits when its socket is gone or
+The zygote serves only as long as its code is current: after each request it compares the
+mtimes of the hull modules it loaded with what it loaded (while the worker runs); if one
+changed it exits, and the next client starts a fresh one. It also exits when its socket is gone or
 replaced ($HULL_ROOT removed, as tests do) or after HULL_ZYGOTE_IDLE seconds (default 600)
 without a request.
 """
@@ -161,12 +161,6 @@ def serve(root):
             if uid != os.getuid():
                 conn.close()
                 continue
-            if _stale(files):
-                try:
-                    conn.sendall(b"stale\n")
-                finally:
-                    conn.close()
-                return 0
             try:
                 conn.settimeout(10)  # a peer that connects and sends nothing does not stall us
                 req, fds = _recv_request(conn)
@@ -193,6 +187,10 @@ def serve(root):
                     except OSError:
                         pass
                 conn.close()
+            # checked after the fork (in parallel with the worker), not before it: a request
+            # that races an edit of hull's code runs the old code once, none after it
+            if _stale(files):
+                return 0
     finally:
         try:
             if os.stat(path).st_ino == ino:
