@@ -12,6 +12,7 @@ echo "hostname:        $(hostname)"
 echo "memory limit:    $(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max) bytes"
 echo "pids limit:      $(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max)"
 echo "namespaces (inside):"; for n in pid net mnt uts ipc cgroup; do echo "  $n $(readlink /proc/self/ns/$n)"; done
+echo "interfaces:      $(ip -o -4 addr show | awk '{print $2, $4}' | tr '\n' ' ')(the default bridge, hull0)"
 echo "processes:"; ps -o pid,comm
 """
 
