@@ -69,6 +69,7 @@ def test_hosts_and_resolv(monkeypatch):
 def test_create_picks_free_subnets_and_refuses_overlaps(tmp_path, monkeypatch):
     import ipaddress
     monkeypatch.setenv("HULL_ROOT", str(tmp_path))
+    monkeypatch.setenv("HULL_NETWORK_STATE", str(tmp_path / "host-state"))  # the subnet claims
     monkeypatch.setattr(config, "host_networks", lambda: [(ipaddress.ip_network("10.90.0.0/24"), "host route")])
     a = config.create("a")
     assert a.subnet == "10.90.1.0/24" and a.gateway == "10.90.1.1" and a.bridge.startswith("hull-")
@@ -90,6 +91,27 @@ def test_create_picks_free_subnets_and_refuses_overlaps(tmp_path, monkeypatch):
     assert [n.name for n in config.all_networks()] == ["a", "b"]
     assert config.load(a.id[:6]).name == "a"
     json.loads((tmp_path / "networks" / "a.conflist").read_text())
+
+
+def test_subnets_are_claimed_across_hull_roots(tmp_path, monkeypatch):
+    """Two HULL_ROOTs on one host never get the same subnet, even while no bridge is up (no
+    route shows it); rm releases the claim; the claim of a deleted root is dropped."""
+    import shutil
+    monkeypatch.setenv("HULL_NETWORK_STATE", str(tmp_path / "host-state"))
+    monkeypatch.setattr(config, "host_networks", lambda: [])
+    monkeypatch.setenv("HULL_ROOT", str(tmp_path / "one"))
+    a = config.create("hull0")
+    assert a.subnet == "10.90.0.0/24"
+    monkeypatch.setenv("HULL_ROOT", str(tmp_path / "two"))
+    b = config.create("hull0")
+    assert b.subnet == "10.90.1.0/24"
+    with pytest.raises(Conflict, match="another hull root"):
+        config.create("mine", subnet="10.90.0.128/25")
+    config.remove("hull0")  # two's: its claim goes
+    assert config.create("again").subnet == "10.90.1.0/24"
+    shutil.rmtree(tmp_path / "one")  # a deleted root: its claim is stale
+    monkeypatch.setenv("HULL_ROOT", str(tmp_path / "three"))
+    assert config.create("hull0").subnet == "10.90.0.0/24"
 
 
 def test_plugin_conf_runtime_config_follows_capabilities():

@@ -11,8 +11,9 @@ creation time, internal, dns, labels) sit in the conflist under the top-level ke
 which CNI ignores. `--internal`: no masquerade and no default route.
 
 The subnet of a new network is chosen from 10.90.0.0/16 in /24 steps, skipping every subnet
-that overlaps a host route, a host address or another hull network; an explicit --subnet
-that overlaps one of those is refused.
+that overlaps a host route, a host address or another hull network — of this HULL_ROOT or,
+through the host-wide claims (`_claim`), of any other; an explicit --subnet that overlaps one
+of those is refused.
 """
 
 import ipaddress
@@ -173,21 +174,87 @@ def host_networks():
     return out
 
 
+# Host-wide subnet claims: every hull network on this host, whatever its HULL_ROOT, holds a
+# claim <host state dir>/subnets/<a.b.c.d_len> naming its conflist. A network of another root
+# whose bridge is down (no container yet, or lingered away) shows in no route, and without
+# the claim two roots' networks could get the same subnet and later clash on the host.
+def _claims_dir():
+    from hull.network import hoststate
+    return os.path.join(hoststate.state_dir(), "subnets")
+
+
+def _claim_file(net):
+    return os.path.join(_claims_dir(), str(net).replace("/", "_"))
+
+
+def _claims():
+    """[(subnet, owner conflist path)] of the live claims; stale ones (their network is gone
+    or has another subnet now: its HULL_ROOT was deleted, say) are dropped."""
+    out = []
+    try:
+        names = os.listdir(_claims_dir())
+    except OSError:
+        return out
+    for name in names:
+        path = os.path.join(_claims_dir(), name)
+        try:
+            net = ipaddress.ip_network(name.replace("_", "/"))
+            with open(path) as f:
+                owner = f.read().strip()
+            if _read(owner).subnet == str(net):
+                out.append((net, owner))
+                continue
+        except (OSError, ValueError, HullError):
+            pass
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return out
+
+
+def _claim(net, owner):
+    """Claim `net` for the network whose conflist is `owner`; False if another holds it."""
+    os.makedirs(_claims_dir(), mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(_claim_file(net), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as f:
+        f.write(owner)
+    return True
+
+
+def _release_claim(net, owner):
+    try:
+        with open(_claim_file(net)) as f:
+            if f.read().strip() != owner:
+                return
+        os.unlink(_claim_file(net))
+    except OSError:
+        pass
+
+
 def _overlap(subnet, exclude_name=None):
-    """What `subnet` overlaps: another hull network or a host route/address; None if free."""
+    """What `subnet` overlaps: another hull network (of any HULL_ROOT) or a host route or
+    address; None if free."""
     for n in all_networks():
         if n.name == exclude_name or not n.subnet:
             continue
         if ipaddress.ip_network(n.subnet).overlaps(subnet):
             return f"network {n.name} ({n.subnet})"
+    for net, owner in _claims():
+        if net.overlaps(subnet) and os.path.dirname(owner) != networks_dir():
+            return f"a network of another hull root ({owner}, {net})"
     for net, line in host_networks():
         if net.overlaps(subnet):
             return f"a host route or address ({line})"
     return None
 
 
-def pick_subnet():
+def pick_subnet(skip=()):
     used = [ipaddress.ip_network(n.subnet) for n in all_networks() if n.subnet]
+    used += [net for net, _ in _claims()] + list(skip)
     host = [net for net, _ in host_networks()]
     for cand in POOL.subnets(new_prefix=POOL_PREFIX):
         if any(cand.overlaps(u) for u in used) or any(cand.overlaps(h) for h in host):
@@ -279,27 +346,37 @@ def create(name, subnet=None, gateway=None, internal=False, labels=None, dns=Tru
             if net.prefixlen > 30:
                 raise UsageError(f"invalid subnet {subnet}: too small for a gateway and a container (use /30 or larger)")
             clash = _overlap(net)
-            if clash:
-                raise Conflict(f"subnet {net} overlaps with {clash}: choose another --subnet")
+            if clash or not _claim(net, _path(name)):
+                raise Conflict(f"subnet {net} overlaps with {clash or 'a network of another hull root'}: "
+                               "choose another --subnet")
         else:
             if gateway:
                 raise UsageError("--gateway needs --subnet")
+            taken = []
             net = pick_subnet()
-        if gateway:
-            try:
-                gw = ipaddress.ip_address(gateway)
-            except ValueError:
-                raise UsageError(f"invalid gateway {gateway!r}: not an IPv4 address") from None
-            if gw not in net or gw in (net.network_address, net.broadcast_address):
-                raise UsageError(f"gateway {gw} is not a usable address of subnet {net}")
-        else:
-            gw = net.network_address + 1
-        nid = secrets.token_hex(32)
-        conf = conflist_for(name, nid, net, gw, _bridge_name(name, nid), internal, dns and name != DEFAULT_NAME, labels)
-        tmp = _path(name) + f".tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(conf, f, indent=1)
-        os.rename(tmp, _path(name))
+            while not _claim(net, _path(name)):  # another root claimed it just now
+                taken.append(net)
+                net = pick_subnet(skip=taken)
+        try:
+            if gateway:
+                try:
+                    gw = ipaddress.ip_address(gateway)
+                except ValueError:
+                    raise UsageError(f"invalid gateway {gateway!r}: not an IPv4 address") from None
+                if gw not in net or gw in (net.network_address, net.broadcast_address):
+                    raise UsageError(f"gateway {gw} is not a usable address of subnet {net}")
+            else:
+                gw = net.network_address + 1
+            nid = secrets.token_hex(32)
+            conf = conflist_for(name, nid, net, gw, _bridge_name(name, nid), internal,
+                                dns and name != DEFAULT_NAME, labels)
+            tmp = _path(name) + f".tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                json.dump(conf, f, indent=1)
+            os.rename(tmp, _path(name))
+        except BaseException:
+            _release_claim(net, _path(name))
+            raise
     return Network(conf)
 
 
@@ -325,9 +402,15 @@ def remove(name):
         bridge = ""
     with lock.held(p):  # the lock ADD/DEL on the network take
         try:
+            subnet = _read(p).subnet
+        except (OSError, HullError):
+            subnet = None
+        try:
             os.unlink(p)
         except FileNotFoundError:
             raise NotFound(f"network {name} not found") from None
+        if subnet:
+            _release_claim(ipaddress.ip_network(subnet), p)
         hoststate.drop_bridge(bridge)  # it may linger after its last container (hoststate.linger)
     import shutil
     shutil.rmtree(os.path.join(ipam_dir(), name), ignore_errors=True)

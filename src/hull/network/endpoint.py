@@ -53,7 +53,7 @@ def _bridge_lock(network):
 def _bridge_lock_path(network):
     from hull.network import hoststate
     p = os.path.join(config.networks_dir(), network + ".conflist")
-    return p if os.path.exists(p) else os.path.join(hoststate._dir(), "lock.bridges")
+    return p if os.path.exists(p) else os.path.join(hoststate.state_dir(), "lock.bridges")
 
 
 def networks_of(rec):

@@ -39,12 +39,12 @@ _FILTER_CHAINS = ("CNI-ISOLATION-STAGE-1", "CNI-ISOLATION-STAGE-2", "CNI-FORWARD
 _NAT_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")
 
 
-def _dir():
+def state_dir():
     return os.environ.get("HULL_NETWORK_STATE") or STATE_DIR
 
 
 def _users():
-    d = os.path.join(_dir(), "users")
+    d = os.path.join(state_dir(), "users")
     try:
         names = os.listdir(d)
     except FileNotFoundError:
@@ -86,7 +86,7 @@ def linger():
 
 
 def _idle(name):
-    return os.path.join(_dir(), "idle", name)
+    return os.path.join(state_dir(), "idle", name)
 
 
 def _unlink(path):
@@ -98,9 +98,9 @@ def _unlink(path):
 
 def acquire(netns_path):
     """Before a CNI ADD: remember the sysctls if this is the host's first attachment."""
-    with lock.held(os.path.join(_dir(), "lock")):
+    with lock.held(os.path.join(state_dir(), "lock")):
         _unlink(_idle(".host"))
-        saved = os.path.join(_dir(), "saved.json")
+        saved = os.path.join(state_dir(), "saved.json")
         if not _users() or not os.path.exists(saved):
             if not os.path.exists(saved):
                 data = {}
@@ -113,7 +113,7 @@ def acquire(netns_path):
                 with open(saved + ".tmp", "w") as f:
                     json.dump(data, f)
                 os.rename(saved + ".tmp", saved)
-        d = os.path.join(_dir(), "users")
+        d = os.path.join(state_dir(), "users")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, _key(netns_path)), "w") as f:
             f.write(netns_path)
@@ -121,9 +121,9 @@ def acquire(netns_path):
 
 def release(netns_path):
     """After the DELs of a namespace: drop it from the ledger; the last one restores the host."""
-    with lock.held(os.path.join(_dir(), "lock")):
+    with lock.held(os.path.join(state_dir(), "lock")):
         try:
-            os.unlink(os.path.join(_dir(), "users", _key(netns_path)))
+            os.unlink(os.path.join(state_dir(), "users", _key(netns_path)))
         except FileNotFoundError:
             pass
         if _users():
@@ -136,7 +136,7 @@ def release(netns_path):
 
 def _restore_host():
     """(Ledger lock held, no user left.) Sysctls back, shared chains and new empty tables gone."""
-    saved = os.path.join(_dir(), "saved.json")
+    saved = os.path.join(state_dir(), "saved.json")
     try:
         with open(saved) as f:
             data = json.load(f)
@@ -207,7 +207,7 @@ def firewall_needed(bridge):
     """(Bridge lock held) Whether this ADD must run the firewall plugin: for the bridge's first
     container (it makes the bridge's isolation rules, which stay until the bridge goes); later
     ones are covered by the bridge's rules (bridge_rules)."""
-    return not (bridge and os.path.exists(os.path.join(_dir(), "bridges", bridge))
+    return not (bridge and os.path.exists(os.path.join(state_dir(), "bridges", bridge))
                 and os.path.isdir(f"/sys/class/net/{bridge}"))
 
 
@@ -225,7 +225,7 @@ def bridge_rules(bridge, subnet, masquerade):
             f"-m comment --comment {c} -j ACCEPT"]
     nat = [f"-A POSTROUTING -s {subnet} ! -d 224.0.0.0/4 ! -o {bridge} -m comment --comment {c} -j MASQUERADE"]
     _restore({"filter": filt, "nat": nat if masquerade else []}, check=True)
-    d = os.path.join(_dir(), "bridges")
+    d = os.path.join(state_dir(), "bridges")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, bridge), "w") as f:
         f.write(subnet)
@@ -241,7 +241,7 @@ def release_bridge(bridge, lock_path=None):
     if not bridge or _has_ports(bridge):
         return
     if linger() and lock_path:
-        with lock.held(os.path.join(_dir(), "lock")):
+        with lock.held(os.path.join(state_dir(), "lock")):
             _mark_idle(bridge, {"lock": lock_path})
         return
     _remove_bridge(bridge)
@@ -255,7 +255,7 @@ def drop_bridge(bridge):
 
 def _remove_bridge(bridge):
     """Drop the bridge's isolation, forward and masquerade rules, then the bridge."""
-    _unlink(os.path.join(_dir(), "bridges", bridge))
+    _unlink(os.path.join(state_dir(), "bridges", bridge))
     _unlink(_idle(bridge))
     saved = _save()
     filt = saved.get("filter", {})
@@ -311,7 +311,7 @@ def _mark_idle(name, data):
     """(Ledger lock held) `name` (a bridge, or .host) is unused from now: note its deadline and
     make sure a reaper runs."""
     import time
-    d = os.path.join(_dir(), "idle")
+    d = os.path.join(state_dir(), "idle")
     os.makedirs(d, exist_ok=True)
     data = dict(data, deadline=time.time() + linger())
     with open(_idle(name) + ".tmp", "w") as f:
@@ -324,7 +324,7 @@ def _spawn_reaper():
     """(Ledger lock held) Start the reaper unless one runs (it holds reaper.lock for its life;
     it only exits with the ledger lock held and nothing idle, so no deadline is missed)."""
     import fcntl
-    fd = os.open(os.path.join(_dir(), "reaper.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = os.open(os.path.join(state_dir(), "reaper.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -367,7 +367,7 @@ def _reaper_main(lockfd):
                     wait = left if wait is None else min(wait, left)
             for name, data in sorted(due, key=lambda x: x[0] == ".host"):  # bridges first
                 _reap(name, data)
-            with lock.held(os.path.join(_dir(), "lock")):
+            with lock.held(os.path.join(state_dir(), "lock")):
                 if not _idle_names():  # a later idle entry (ledger lock held) starts a new reaper
                     fcntl.flock(lockfd, fcntl.LOCK_UN)
                     os._exit(0)
@@ -378,7 +378,7 @@ def _reaper_main(lockfd):
 
 def _idle_names():
     try:
-        return sorted(n for n in os.listdir(os.path.join(_dir(), "idle")) if not n.endswith(".tmp"))
+        return sorted(n for n in os.listdir(os.path.join(state_dir(), "idle")) if not n.endswith(".tmp"))
     except FileNotFoundError:
         return []
 
@@ -394,7 +394,7 @@ def _read_idle(name):
 def _reap(name, data):
     import time
     if name == ".host":
-        with lock.held(os.path.join(_dir(), "lock")):
+        with lock.held(os.path.join(state_dir(), "lock")):
             cur = _read_idle(name)
             if cur is None or cur.get("deadline", 0) > time.time():
                 return
@@ -402,9 +402,9 @@ def _reap(name, data):
             if not _users():
                 _restore_host()
         return
-    path = data.get("lock") or os.path.join(_dir(), "lock.bridges")
+    path = data.get("lock") or os.path.join(state_dir(), "lock.bridges")
     if not os.path.exists(path):
-        path = os.path.join(_dir(), "lock.bridges")
+        path = os.path.join(state_dir(), "lock.bridges")
     with lock.held(path):  # the bridge's lock, as ADD/DEL take it
         cur = _read_idle(name)
         if cur is None or cur.get("deadline", 0) > time.time():
