@@ -119,16 +119,22 @@ class Podman:
 
 
 class Docker:
+    """A private dockerd (own data/exec root, socket and cgroup parent) with hull's busybox
+    loaded; `docker run --rm --network none busybox true`. Subclasses change the network."""
     name = "docker"
+    tmp_prefix, cgroup_name = "hull-bench-docker-", "bench-docker"
+    network_config = {"bridge": "none", "iptables": False, "ip6tables": False, "ip-forward": False,
+                      "ip-masq": False, "userland-proxy": False}
+    run_args = ("--network", "none")
 
     def __init__(self, tmp, hull_env):
         dockerd = shutil.which("dockerd")
         exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
-        self.tmp = short_tmpdir("hull-bench-docker-")
-        self.cgroup = CgroupParent("bench-docker")
+        self.tmp = short_tmpdir(self.tmp_prefix)
+        self.cgroup = CgroupParent(self.cgroup_name)
+        self.prepare_network()
         config = {"exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": self.cgroup.path,
-                  "bridge": "none", "iptables": False, "ip6tables": False, "ip-forward": False,
-                  "ip-masq": False, "userland-proxy": False, "storage-driver": "overlay2",
+                  **self.network_config, "storage-driver": "overlay2",
                   "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 20000, "Hard": 20000}},
                   "features": {"buildkit": False}}
         (self.tmp / "daemon.json").write_text(json.dumps(config))
@@ -144,7 +150,10 @@ class Docker:
                                  [*self.base, "version"], env=self.env, capture_output=True).returncode == 0)
         subprocess.run([*self.base, "load", "-i", str(self.tmp / "busybox.tar")], env=self.env,
                        check=True, capture_output=True)
-        self.cmd = [*self.base, "run", "--rm", "--network", "none", "busybox", "true"]
+        self.cmd = [*self.base, "run", "--rm", *self.run_args, "busybox", "true"]
+
+    def prepare_network(self):
+        pass
 
     def close(self):
         self.daemon.stop()

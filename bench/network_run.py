@@ -52,33 +52,13 @@ class DockerBridge(er.Docker):
     iptables, masquerade, forwarding), `docker run --rm busybox true` with no --network."""
 
     name = "docker default bridge"
+    tmp_prefix, cgroup_name = "hull-netbench-docker-", "bench-docker-net"
+    network_config = {"bridge": DOCKER_BRIDGE, "fixed-cidr": DOCKER_BIP.replace(".1/", ".0/")}
+    run_args = ()
 
-    def __init__(self, tmp, hull_env):
-        self.tmp = er.short_tmpdir("hull-netbench-docker-")
-        self.cgroup = er.CgroupParent("bench-docker-net")
-        exe = "/usr/bin/docker" if os.path.exists("/usr/bin/docker") else shutil.which("docker")
+    def prepare_network(self):
         subprocess.run(["ip", "link", "add", DOCKER_BRIDGE, "type", "bridge"], check=True)
-        config = {"exec-opts": ["native.cgroupdriver=cgroupfs"], "cgroup-parent": self.cgroup.path,
-                  "bridge": DOCKER_BRIDGE, "fixed-cidr": DOCKER_BIP.replace(".1/", ".0/"),
-                  "storage-driver": "overlay2",
-                  "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 20000, "Hard": 20000}},
-                  "features": {"buildkit": False}}
         subprocess.run(["ip", "addr", "add", DOCKER_BIP, "dev", DOCKER_BRIDGE], check=True)
-        (self.tmp / "daemon.json").write_text(json.dumps(config))
-        self.env = dict(os.environ, DOCKER_CONFIG=str(self.tmp / "cli"))
-        self.base = [exe, "-H", f"unix://{self.tmp}/docker.sock"]
-        subprocess.run([er.HULL, "save", "-o", str(self.tmp / "busybox.tar"), "busybox"], env=hull_env,
-                       check=True, capture_output=True)
-        self.daemon = er.Daemon([shutil.which("dockerd"), "--config-file", str(self.tmp / "daemon.json"),
-                                 "--data-root", str(self.tmp / "data"), "--exec-root", str(self.tmp / "exec"),
-                                 "--pidfile", str(self.tmp / "docker.pid"), "-H", f"unix://{self.tmp}/docker.sock"],
-                                self.tmp / "dockerd.log",
-                                ready=lambda: os.path.exists(self.tmp / "docker.sock") and subprocess.run(
-                                    [*self.base, "version"], env=self.env, capture_output=True).returncode == 0)
-        subprocess.run([*self.base, "load", "-i", str(self.tmp / "busybox.tar")], env=self.env,
-                       check=True, capture_output=True)
-        self.cmd = [*self.base, "run", "--rm", "busybox", "true"]
-
 
 def _read(name):
     try:
