@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from conftest import build_busybox_rootfs  # noqa: E402
-from engine_run import Docker, Hull, Podman  # noqa: E402
+from engine_run import Docker, Hull, Podman, close_engines  # noqa: E402
 
 DOCKERFILE = """\
 FROM busybox
@@ -114,16 +114,7 @@ def main():
                 print(f"cached   ratio hull/docker: {med['hull cached'] / med['docker cached']:.2f}x"
                       f"   (target <= 0.2x)")
         finally:
-            if docker:
-                docker.close()
-                if not had_run_containerd:  # dockerd's containerd leaves empty dirs there
-                    for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
-                        try:
-                            os.rmdir(dirpath)
-                        except OSError:
-                            pass
-            podman.close()
-            hull.close()
+            close_engines([hull, podman] + ([docker] if docker else []), had_run_containerd)
 
 
 def sys_hull():

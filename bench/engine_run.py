@@ -213,22 +213,32 @@ def main():
         one, many = hull.monitor_pss()
         print(f"hull monitor PSS: {one / 1024:.2f} MiB alone, {many / 1024:.2f} MiB each with 10 running")
     finally:
-        for e in reversed(engines):
+        close_all(engines, tmp, had_run_containerd)
+
+
+def close_all(engines, tmp, had_run_containerd):
+    """close_engines, then the bench's tmp dir unless something is still mounted there."""
+    close_engines(engines, had_run_containerd)
+    left = mounts_under(tmp)
+    if left:
+        print(f"mounts left under {tmp}: {left}", file=sys.stderr)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def close_engines(engines, had_run_containerd):
+    """Close the engines (last first) and remove the empty /run/containerd dockerd made."""
+    for e in reversed(engines):
+        try:
+            e.close()
+        except Exception as ex:  # noqa: BLE001
+            print(f"{e.name}: cleanup: {ex}", file=sys.stderr)
+    if not had_run_containerd:
+        for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
             try:
-                e.close()
-            except Exception as ex:  # noqa: BLE001
-                print(f"{e.name}: cleanup: {ex}", file=sys.stderr)
-        if not had_run_containerd:
-            for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
-        left = mounts_under(tmp)
-        if left:
-            print(f"mounts left under {tmp}: {left}", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+                os.rmdir(dirpath)
+            except OSError:
+                pass
 
 
 if __name__ == "__main__":

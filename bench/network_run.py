@@ -182,26 +182,11 @@ def main():
             p90 = xs[max(0, int(len(xs) * 0.9) - 1)]
             print(f"{e.name:<28}{med * 1000:>10.1f}{p90 * 1000:>9.1f}{(f'{med / base:.2f}' if base else '-'):>14}")
     finally:
-        for e in reversed(engines):
-            try:
-                e.close()
-            except Exception as ex:  # noqa: BLE001
-                print(f"{e.name}: cleanup: {ex}", file=sys.stderr)
+        er.close_all(engines, tmp, had_run_containerd)
         _undo_engines(chains0, links0, tables0, policy0)
         for name, value in sysctls0.items():
             if value is not None and _read(name) != value:
                 Path("/proc/sys", name).write_text(value)  # netavark/dockerd turn forwarding on and leave it
-        if not had_run_containerd:
-            for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
-                try:
-                    os.rmdir(dirpath)
-                except OSError:
-                    pass
-        left = er.mounts_under(tmp)
-        if left:
-            print(f"mounts left under {tmp}: {left}", file=sys.stderr)
-        else:
-            subprocess.run(["rm", "-rf", str(tmp)])
 
 if __name__ == "__main__":
     main()
