@@ -56,3 +56,23 @@ def test_boot_takes_no_containers(clean):
     assert p.returncode == 125 and "--boot" in p.stderr
     p = clean("start", check=False)
     assert p.returncode == 125 and "requires at least 1 argument" in p.stderr
+
+
+def test_kill_turns_the_policy_off_until_the_next_start(clean):
+    """docker kill: SIGKILL (or the stop signal) disables the restart policy until the
+    container is started again; a signal like SIGUSR1 leaves it in place."""
+    # PID 1 of a pid namespace gets only the signals it handles (and SIGKILL): trap USR1
+    clean("run", "-d", "--name", "k1", "--restart", "always", "busybox", "sh", "-c",
+          "trap 'exit 5' USR1; sleep 1000 & wait")
+    clean("kill", "-s", "USR1", "k1")  # it exits of it: always restarts it
+    assert wait_for(lambda: clean.inspect("k1")["RestartCount"] == 1 and _st(clean, "k1")["Status"] == "running")
+    clean("kill", "k1")
+    assert wait_for(lambda: _st(clean, "k1")["Status"] == "exited")
+    assert wait_for(lambda: not clean("ps", "-q", "--filter", "status=restarting").stdout.strip())
+    st = _st(clean, "k1")
+    assert st["Status"] == "exited" and st["ExitCode"] == 137 and clean.inspect("k1")["RestartCount"] == 1
+    clean("start", "k1")  # the policy is back
+    assert _st(clean, "k1")["Status"] == "running"
+    clean("kill", "-s", "USR1", "k1")
+    assert wait_for(lambda: clean.inspect("k1")["RestartCount"] == 2 and _st(clean, "k1")["Status"] == "running")
+    clean("rm", "-f", "k1")

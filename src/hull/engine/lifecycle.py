@@ -715,10 +715,15 @@ def cleanup_main(argv):
 
 # ------------------------------------------------------------------------------ signals
 def kill(rec, sig=signal.SIGKILL):
+    """Send `sig` to the container's init. As `docker kill`: SIGKILL and the container's stop
+    signal turn its restart policy off until it is started again; other signals (SIGUSR1,
+    say) leave it in place."""
     from hull.runtime import lifecycle as rt
     rec.refresh()
     if rec.status not in ("running", "paused"):
         raise Conflict(f"Cannot kill container: {rec.id}: container {rec.id} is not running")
+    if sig in (signal.SIGKILL, rt.parse_signal(rec.config["Config"].get("StopSignal") or "SIGTERM")):
+        rec.update_state(StoppedByUser=True)
     try:
         rt.kill(records.runtime_root(), rec.id, sig)
     except NotFound:
