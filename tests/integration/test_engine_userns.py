@@ -107,3 +107,18 @@ def test_small_block_without_the_tty_group_still_runs(clean):
     out = clean.out("run", "--rm", "--userns=auto:size=1", "busybox", "sh", "-c", "id -u; cat /proc/self/uid_map")
     first, umap = out.splitlines()
     assert first == "0" and umap.split()[0::2] == ["0", "1"]
+
+
+def test_commit_of_an_auto_container_has_the_ids_it_saw(clean):
+    """A --userns=auto container writes through its mapping (host ids 2^31+N); its commit
+    shifts them back: the image's files belong to 0 and 1000, as the container saw them."""
+    cid = clean.out("run", "-d", "--userns=auto", "busybox", "sh", "-c",
+                    "touch /by-root && touch /by-user && chown 1000:1000 /by-user && sleep 1000")
+    clean("exec", cid, "ls", "/by-user")  # written by now
+    upper = Path(clean.root, "containers", cid, "upper")
+    assert upper.joinpath("by-root").stat().st_uid >= 1 << 31  # as written, on the host
+    clean("commit", cid, "shifted:1")
+    out = clean.out("run", "--rm", "shifted:1", "stat", "-c", "%n %u %g", "/by-root", "/by-user")
+    assert out.splitlines() == ["/by-root 0 0", "/by-user 1000 1000"]
+    clean("rm", "-f", cid)
+    clean("rmi", "shifted:1")

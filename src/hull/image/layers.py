@@ -441,20 +441,24 @@ def _unpack_one(store, desc, diff_id, chain, parent):
 
 # -- making tarballs ----------------------------------------------------------------------
 
-def tar_directory(src, out, overlay=False, mtime=None, skip=()):
+def tar_directory(src, out, overlay=False, mtime=None, skip=(), idmap=None):
     """Write `src` as a PAX tar to the binary stream `out`, sorted (reproducible), keeping
     owners, modes, xattrs, hardlinks, devices. With overlay=True the dir is an overlay upper
     dir: 0/0 char devices become `.wh.NAME` and opaque dirs get `.wh..wh..opq` (OCI format).
     `mtime` clamps every timestamp to at most that value (SOURCE_DATE_EPOCH style). Relative
-    paths in `skip` are left out (with their contents)."""
+    paths in `skip` are left out (with their contents). `idmap` ({"uid": [OCI mappings],
+    "gid": [...]}: the dir was written through a user namespace) shifts owners back to the
+    ids the container saw, so the layer is the same as without one."""
+    from hull.kernel.idmap import container_id
     src = os.fspath(src)
     seen = {}
+    uids, gids = (idmap or {}).get("uid"), (idmap or {}).get("gid")
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
         def add(rel, full):
             st = os.lstat(full)
             ti = tarfile.TarInfo(rel)
             ti.mode = stat.S_IMODE(st.st_mode)
-            ti.uid, ti.gid = st.st_uid, st.st_gid
+            ti.uid, ti.gid = container_id(st.st_uid, uids), container_id(st.st_gid, gids)
             ti.uname = ti.gname = ""
             ti.mtime = min(st.st_mtime, mtime) if mtime is not None else st.st_mtime
             ti.mtime = int(ti.mtime)

@@ -478,7 +478,8 @@ def commit(container_dir, name=None, changes=(), message=None, author=None, stor
     from hull.image.archive import _apply_changes
     with store.lease():
         desc, diff_id = layers_mod.write_layer(
-            store, lambda out: layers_mod.tar_directory(upper, out, overlay=True, skip=skip))
+            store, lambda out: layers_mod.tar_directory(upper, out, overlay=True, skip=skip,
+                                                        idmap=rec.get("idmap")))
         cfg = json.loads(json.dumps(base.config))
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         cfg["created"] = created

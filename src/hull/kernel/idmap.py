@@ -32,6 +32,20 @@ def host_id(container_id, mappings):
     return None if mappings else container_id
 
 
+OVERFLOW_ID = 65534  # what the kernel shows for an id with no mapping (nobody/nogroup)
+
+
+def container_id(host_id, mappings):
+    """The inverse of host_id: a host uid/gid as the container sees it (OVERFLOW_ID when the
+    mappings do not cover it)."""
+    if not mappings:
+        return host_id
+    for m in mappings:
+        if m["hostID"] <= host_id < m["hostID"] + m["size"]:
+            return m["containerID"] + host_id - m["hostID"]
+    return OVERFLOW_ID
+
+
 # ----------------------------------------------------------------------------- idmapped mounts
 # open_tree(2) / mount_setattr(2) / move_mount(2) constants (linux/mount.h, fcntl.h).
 OPEN_TREE_CLONE = 1
