@@ -443,7 +443,7 @@ def _monitor_body(rec, sock, attach):
             sink_in = os.dup(0)
         sink_out = os.dup(1)
         sink_err = os.dup(2) if not tty else -1
-    opts = rt.Options(keep=True)
+    opts = rt.Options(keep=True, start_now=True)  # create + start in one: no exec fifo
     out_r = err_r = in_w = -1
     console_pair = None
     if tty:
@@ -472,11 +472,6 @@ def _monitor_body(rec, sock, attach):
         console_pair[0].close()
         out_r = master
         in_w = os.dup(master) if interactive else -1
-    try:
-        rt.start(rt_root, rec.id, container=c)
-    except BaseException:
-        rt.delete(rt_root, rec.id, force=True)
-        raise
     pid = c.pid
     me = os.getpid()
     with rec.locked():

@@ -173,14 +173,18 @@ def container_init(ch, spec, opts):
         if spec["root"].get("readonly"):
             rootfs.readonly_root()
     path = finish_setup(ch, proc, linux, spec.get("annotations") or {}, opts)
-    # wait for `start`: opening the fifo for writing blocks until start opens it for reading
-    if opts.get("proc_fd_dir") is not None:
-        fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts["proc_fd_dir"])
-        os.close(opts["proc_fd_dir"])
+    if opts.get("start_now"):  # create + start in one (run, the engine): no fifo to wait on
+        if opts.get("proc_fd_dir") is not None:
+            os.close(opts["proc_fd_dir"])
     else:
-        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fd, b"0")
-    os.close(fd)
+        # wait for `start`: opening the fifo for writing blocks until start opens it for reading
+        if opts.get("proc_fd_dir") is not None:
+            fd = os.open(str(fifo_fd), os.O_WRONLY | os.O_CLOEXEC, dir_fd=opts["proc_fd_dir"])
+            os.close(opts["proc_fd_dir"])
+        else:
+            fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
     os.close(fifo_fd)
     hooks = spec.get("hooks", {}).get("startContainer")
     if hooks:

@@ -2,7 +2,8 @@
 
 `create` forks the container's stage 1 (init.py), applies cgroups to it, answers its named
 messages (write id maps, run hooks) until READY, records the state and returns, leaving the
-init waiting on the exec fifo. `start` opens the fifo. `run` = create + start + wait.
+init waiting on the exec fifo. `start` opens the fifo. `run` = create + start + wait; it (and
+the engine) creates with `start_now`: the init does not wait on the fifo at all.
 """
 
 import errno
@@ -125,7 +126,7 @@ def create(root, cid, bundle, opts):
         child_opts = {
             "fifo_fd": fifo_fd, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
             "listen_fds": listen_fds, "state": hook_state,
-            "no_new_keyring": opts.no_new_keyring,
+            "no_new_keyring": opts.no_new_keyring, "start_now": bool(opts.start_now),
         }
         compile_seccomp(linux, root, child_opts)
         idmap_plan = userns.plan(spec)
@@ -204,6 +205,9 @@ def create(root, cid, bundle, opts):
             os.close(notify_fd)
         if opts.pid_file:
             _write_pid_file(opts.pid_file, init_pid)
+        if opts.start_now:  # the init did not wait for `start`: it runs already
+            os.unlink(c.fifo)
+            _poststart(c)
         c.unlock()
         return c
     except BaseException:
@@ -230,9 +234,8 @@ def _destroy_cgroup(mgr):
 
 
 # ----------------------------------------------------------------------------- start
-def start(root, cid, container=None):
-    """`container`: the record create() returned, in the same process (no reload)."""
-    c = (container or Container.load(root, cid)).lock()
+def start(root, cid):
+    c = Container.load(root, cid).lock()
     try:
         status = c.status()
         if status != "created":
@@ -256,17 +259,21 @@ def start(root, cid, container=None):
         finally:
             os.close(fd)
         os.unlink(c.fifo)
-        hooks = (c.data.get("config") or {}).get("hooks") or {}
-        if hooks.get("poststart"):
-            from hull.runtime import hooks as hookrun
-            # the state as the start operation left it: running, the init's pid — even if a
-            # short-lived process has exited already (crun; runtime-tools hooks_stdin)
-            st = c.oci_state()
-            st["status"], st["pid"] = "running", c.pid
-            hookrun.run_hooks(hooks["poststart"], st, "poststart", warn_on_failure=True)
+        _poststart(c)
         return c
     finally:
         c.unlock()
+
+
+def _poststart(c):
+    hooks = (c.data.get("config") or {}).get("hooks") or {}
+    if hooks.get("poststart"):
+        from hull.runtime import hooks as hookrun
+        # the state as the start operation left it: running, the init's pid — even if a
+        # short-lived process has exited already (crun; runtime-tools hooks_stdin)
+        st = c.oci_state()
+        st["status"], st["pid"] = "running", c.pid
+        hookrun.run_hooks(hooks["poststart"], st, "poststart", warn_on_failure=True)
 
 
 # ----------------------------------------------------------------------------- signals
@@ -401,17 +408,13 @@ def run(root, cid, bundle, opts):
         import _socket
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
         opts["console_fd"] = theirs.fileno()
+    opts["start_now"] = True  # create + start in one: the init does not wait on the fifo
     c = create(root, cid, bundle, opts)
     if opts.get("console_fd") is not None:
         from hull.runtime import console
         theirs.close()
         master = console.recv_master(ours)
         ours.close()
-    try:
-        start(root, cid)
-    except BaseException:
-        delete(root, cid, force=True)
-        raise
     if opts.detach:
         return 0
     code = _attach_and_wait(master, c.pid)
