@@ -81,6 +81,16 @@ def test_zygote_serves_and_the_monitor_stays_small(clean):
     clean("rm", "-f", cid)
 
 
+def test_zygote_workers_hold_no_other_clients_pipes(clean):
+    """Each command's output pipe sees EOF when that command is done: the spare worker the
+    zygote forks next holds none of the previous client's fds (it did once: a caller reading
+    to EOF then waited for the next command)."""
+    clean.out("ps")
+    assert wait_for(Path(clean.root, "run", "zygote.sock").exists, timeout=30)
+    for _ in range(3):
+        assert clean("ps", "-q", timeout=20).stdout == ""  # capture_output: reads to EOF
+
+
 def test_zygote_leaves_after_hull_code_changed(clean):
     """A zygote serves only current code: once a hull module it loaded changes (its mtime),
     it answers the request in flight and exits; the next command runs with the new code."""

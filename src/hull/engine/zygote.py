@@ -5,7 +5,8 @@ interpreter start-up and imports (DESIGN.md, Speed).
 
 It imports the CLI (click) and everything `hull run` needs once, then listens on
 $HULL_ROOT/run/zygote.sock (mode 0600 in a 0700 directory; a peer with another uid is refused,
-SO_PEERCRED). Per connection it forks a *worker*, which is the `hull` process for that command:
+SO_PEERCRED). Each connection goes to a *worker*, the `hull` process for that command, forked
+ahead of time (_Spare: the zygote forks the next one while the current command runs):
 
     client -> worker   4-byte length + JSON {argv, env, cwd, umask}, the client's fds 0,1,2 as
                        SCM_RIGHTS on the first byte; then lines "sig N" (signals the client got)
@@ -13,7 +14,8 @@ SO_PEERCRED). Per connection it forks a *worker*, which is the `hull` process fo
 
 The zygote reads the request itself. A `hull build` whose every step is cached and whose
 image and tags are already stored (a no-op rebuild) is answered right there, reading only
-(_inline): no fork, no worker. Everything else gets a worker:
+(_inline): no worker. Everything else is handed to the spare worker (the connection and the
+client's fds over SCM_RIGHTS, the request in the client's framing).
 
 The worker takes the client's stdio, cwd, environment and umask, and runs hull.cli.main. If
 the client goes away (killed) the worker SIGKILLs itself, as `hull` itself would have died.
@@ -140,6 +142,11 @@ def serve(root):
     idle = float(os.environ.get("HULL_ZYGOTE_IDLE") or 600)
     lsock.settimeout(2.0)
     last = time.monotonic()
+
+    def in_spare():
+        lsock.close()
+        os.close(lockfd)
+    spare = _Spare(in_spare)
     try:
         while True:
             try:
@@ -171,15 +178,12 @@ def serve(root):
             try:
                 if _inline(conn, req, fds):
                     continue
-                pid = os.fork()
-                if pid == 0:
-                    code = 1
-                    try:
-                        lsock.close()
-                        os.close(lockfd)
-                        code = _worker(conn, req, fds)
-                    finally:
-                        os._exit(code)
+                try:
+                    spare.hand(conn, req, fds)
+                except OSError:  # it died (killed?): another one
+                    spare = _Spare(in_spare)
+                    spare.hand(conn, req, fds)
+                spare = None
             finally:
                 for fd in fds:
                     try:
@@ -187,16 +191,77 @@ def serve(root):
                     except OSError:
                         pass
                 conn.close()
+            if spare is None:  # the next one, once this client's fds are closed here: a spare
+                spare = _Spare(in_spare)  # holding them would keep the client's pipes open
             # checked after the fork (in parallel with the worker), not before it: a request
             # that races an edit of hull's code runs the old code once, none after it
             if _stale(files):
                 return 0
     finally:
+        spare.dismiss()
         try:
             if os.stat(path).st_ino == ino:
                 os.unlink(path)
         except OSError:
             pass
+
+
+class _Spare:
+    """A worker forked before its request: it waits on a socketpair for a client's connection,
+    the client's stdio fds and the request (the client's own framing), then is that command's
+    worker. Forking this ~27 MB process and the child's first run took 3-4 ms of every
+    command's start; now the zygote forks the next spare while the current command runs."""
+
+    def __init__(self, in_child):
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.pid = os.fork()
+        if self.pid == 0:
+            code = 1
+            try:
+                self.sock.close()
+                in_child()
+                keep = theirs.fileno()  # and 0-2: nothing of an earlier client may stay open here
+                os.closerange(3, keep)
+                os.closerange(keep + 1, 1 << 16)
+                code = _serve_one(theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+
+    def hand(self, conn, req, fds):
+        from hull import jsonfast
+        import array
+        data = jsonfast.dumps(req).encode()
+        passed = array.array("i", [conn.fileno(), *fds])
+        msg = len(data).to_bytes(4, "little") + data
+        n = self.sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed.tobytes())])
+        if n < len(msg):
+            self.sock.sendall(msg[n:])
+        self.sock.close()
+
+    def dismiss(self):
+        self.sock.close()  # a spare that got nothing reads EOF and exits
+
+
+def _serve_one(sock):
+    _prepare_worker()
+    try:
+        req, fds = _recv_request(sock, max_fds=4)
+    except (OSError, ValueError):
+        return 0  # dismissed
+    sock.close()
+    if not fds:
+        return 1
+    conn = socket.socket(fileno=fds[0])
+    return _worker(conn, req, fds[1:])
+
+
+def _prepare_worker():
+    for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import gc
+    gc.set_threshold(50000)  # mostly short-lived: (almost) no collector pauses on the start path
 
 
 def _reap():
@@ -209,11 +274,11 @@ def _reap():
             return
 
 
-def _recv_request(conn):
+def _recv_request(conn, max_fds=3):
     import array
     fds = array.array("i")
     data = b""
-    msg, anc, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(3 * fds.itemsize))
+    msg, anc, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(max_fds * fds.itemsize))
     for level, kind, cdata in anc:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
             fds.frombytes(cdata[:len(cdata) - (len(cdata) % fds.itemsize)])
@@ -303,19 +368,18 @@ def _control(conn):
 
 
 def _worker(conn, req, fds):
-    for s in (signal.SIGHUP, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD):
-        signal.signal(s, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    import gc
-    gc.set_threshold(50000)  # mostly short-lived: (almost) no collector pauses on the start path
     for i, fd in enumerate(fds[:3]):
         if fd != i:
             os.dup2(fd, i)
             os.close(fd)
     for fd in fds[3:]:
         os.close(fd)
-    os.environ.clear()
-    os.environ.update(req["env"])
+    env = req["env"]
+    for k in [k for k in os.environ if k not in env]:  # only what differs: each change is a
+        del os.environ[k]                               # putenv, ~40 of them took ~1.4 ms
+    for k, v in env.items():
+        if os.environ.get(k) != v:
+            os.environ[k] = v
     os.umask(req.get("umask", 0o022))
     os.chdir(req["cwd"])
     _reopen_stdio()
