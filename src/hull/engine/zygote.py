@@ -204,6 +204,7 @@ def serve(root):
                 os.unlink(path)
         except OSError:
             pass
+        os.close(lockfd)  # now, not at exit: a client that finds no socket may start the next
 
 
 class _Spare:
