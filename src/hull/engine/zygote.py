@@ -6,7 +6,7 @@ interpreter start-up and imports (DESIGN.md, Speed).
 It imports the CLI (click) and everything `hull run` needs once, then listens on
 $HULL_ROOT/run/zygote.sock (mode 0600 in a 0700 directory; a peer with another uid is refused,
 SO_PEERCRED). Each connection goes to a *worker*, the `hull` process for that command, forked
-ahead of time (_Spare: the zygote forks the next one while the current command runs):
+ahead of time (a spare, kept ready by the zygote's _Forker while the current command runs):
 
     client -> worker   4-byte length + JSON {argv, env, cwd, umask}, the client's fds 0,1,2 as
                        SCM_RIGHTS on the first byte; then lines "sig N" (signals the client got)
@@ -14,8 +14,8 @@ ahead of time (_Spare: the zygote forks the next one while the current command r
 
 The zygote reads the request itself. A `hull build` whose every step is cached and whose
 image and tags are already stored (a no-op rebuild) is answered right there, reading only
-(_inline): no worker. Everything else is handed to the spare worker (the connection and the
-client's fds over SCM_RIGHTS, the request in the client's framing).
+(_inline): no worker. Everything else is handed through the forker to the spare worker (the
+connection and the client's fds over SCM_RIGHTS, the request in the client's framing).
 
 The worker takes the client's stdio, cwd, environment and umask, and runs hull.cli.main. If
 the client goes away (killed) the worker SIGKILLs itself, as `hull` itself would have died.
@@ -143,10 +143,9 @@ def serve(root):
     lsock.settimeout(2.0)
     last = time.monotonic()
 
-    def in_spare():
-        lsock.close()
-        os.close(lockfd)
-    spare = _Spare(in_spare)
+    def in_forker():
+        lsock.detach()  # its fd is closed already (_fork_with_channel): forget it, never close it
+    forker = _Forker(in_forker)
     try:
         while True:
             try:
@@ -179,11 +178,11 @@ def serve(root):
                 if _inline(conn, req, fds):
                     continue
                 try:
-                    spare.hand(conn, req, fds)
-                except OSError:  # it died (killed?): another one
-                    spare = _Spare(in_spare)
-                    spare.hand(conn, req, fds)
-                spare = None
+                    _hand(forker.sock, conn.fileno(), req, fds)
+                except OSError:  # the forker died (killed?): another one
+                    forker.dismiss()
+                    forker = _Forker(in_forker)
+                    _hand(forker.sock, conn.fileno(), req, fds)
             finally:
                 for fd in fds:
                     try:
@@ -191,14 +190,12 @@ def serve(root):
                     except OSError:
                         pass
                 conn.close()
-            if spare is None:  # the next one, once this client's fds are closed here: a spare
-                spare = _Spare(in_spare)  # holding them would keep the client's pipes open
-            # checked after the fork (in parallel with the worker), not before it: a request
+            # checked after the hand-off (while the worker runs), not before it: a request
             # that races an edit of hull's code runs the old code once, none after it
             if _stale(files):
                 return 0
     finally:
-        spare.dismiss()
+        forker.dismiss()
         try:
             if os.stat(path).st_ino == ino:
                 os.unlink(path)
@@ -207,41 +204,79 @@ def serve(root):
         os.close(lockfd)  # now, not at exit: a client that finds no socket may start the next
 
 
-class _Spare:
-    """A worker forked before its request: it waits on a socketpair for a client's connection,
-    the client's stdio fds and the request (the client's own framing), then is that command's
-    worker. Forking this ~27 MB process and the child's first run took 3-4 ms of every
-    command's start; now the zygote forks the next spare while the current command runs."""
+def _hand(sock, conn_fd, req, fds):
+    """Pass a request on: the client's framing (4-byte length + JSON) with the connection and
+    the client's fds as SCM_RIGHTS."""
+    from hull import jsonfast
+    import array
+    data = jsonfast.dumps(req).encode()
+    passed = array.array("i", [conn_fd, *fds])
+    msg = len(data).to_bytes(4, "little") + data
+    n = sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed.tobytes())])
+    if n < len(msg):
+        sock.sendall(msg[n:])
+
+
+def _fork_with_channel(body):
+    """Fork a child that runs body(its end of a socketpair) with every other inherited fd
+    closed (0-2 stay); returns (our end, pid)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            ours.close()
+            keep = theirs.fileno()  # nothing of an earlier client may stay open here
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 16)
+            code = body(theirs)
+        finally:
+            os._exit(code)
+    theirs.close()
+    return ours, pid
+
+
+class _Forker:
+    """The zygote's helper that keeps a *spare* worker ready: forked once from the zygote, it
+    forks a spare (a worker before its request), passes it the next request the zygote
+    hands over, and forks the next spare while that command runs. Forking this ~27 MB process
+    and the child's first run took 3-4 ms of every command's start. Spares are forked from
+    here, not from the zygote, so the zygote's own pages stay its own: a cached build it
+    answers itself (_inline) does not copy-on-write fault on pages a spare shares."""
 
     def __init__(self, in_child):
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.pid = os.fork()
-        if self.pid == 0:
-            code = 1
-            try:
-                self.sock.close()
-                in_child()
-                keep = theirs.fileno()  # and 0-2: nothing of an earlier client may stay open here
-                os.closerange(3, keep)
-                os.closerange(keep + 1, 1 << 16)
-                code = _serve_one(theirs)
-            finally:
-                os._exit(code)
-        theirs.close()
-
-    def hand(self, conn, req, fds):
-        from hull import jsonfast
-        import array
-        data = jsonfast.dumps(req).encode()
-        passed = array.array("i", [conn.fileno(), *fds])
-        msg = len(data).to_bytes(4, "little") + data
-        n = self.sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, passed.tobytes())])
-        if n < len(msg):
-            self.sock.sendall(msg[n:])
-        self.sock.close()
+        def body(chan):
+            in_child()
+            return _forker_loop(chan)
+        self.sock, self.pid = _fork_with_channel(body)
 
     def dismiss(self):
-        self.sock.close()  # a spare that got nothing reads EOF and exits
+        self.sock.close()  # the forker reads EOF, dismisses its spare and exits
+
+
+def _forker_loop(chan):
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # finished workers reap themselves
+    spare, _ = _fork_with_channel(_serve_one)
+    try:
+        while True:
+            try:
+                req, fds = _recv_request(chan, max_fds=4)
+            except (OSError, ValueError):
+                return 0  # the zygote is gone
+            try:
+                try:
+                    _hand(spare, fds[0], req, fds[1:])
+                except OSError:  # the spare died: another one
+                    spare.close()
+                    spare, _ = _fork_with_channel(_serve_one)
+                    _hand(spare, fds[0], req, fds[1:])
+                spare.close()
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            spare, _ = _fork_with_channel(_serve_one)  # with this client's fds closed here
+    finally:
+        spare.close()  # a spare that got nothing reads EOF and exits
 
 
 def _serve_one(sock):
