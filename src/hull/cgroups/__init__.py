@@ -119,30 +119,40 @@ def warm_migrations(root=DEFAULT_ROOT):
     here; migrations in the next ~15 ms do not wait). The thread writes this process's pid
     to the cgroup.procs of the cgroup2 group it is already in — a move that moves nothing
     but takes that lock — so the container's own move, made a few ms later, finds it warm.
-    Best effort: skipped when there is no cgroup2 mount or our group is the machine's own."""
-    import _thread
-    try:
-        _thread.start_new_thread(_warm, (root,))
-    except RuntimeError:
-        pass
+    Best effort: skipped when there is no cgroup2 mount or our group is the machine's own.
+    The thread only writes one file (nothing it could hold across the caller's fork)."""
+    procs = _own_procs_file(root)
+    if procs:
+        import _thread
+        try:
+            _thread.start_new_thread(_move_self, (procs,))
+        except RuntimeError:
+            pass
 
 
-def _warm(root):
+def _own_procs_file(root):
+    """cgroup.procs of the cgroup2 group this process is in; None without a cgroup2 mount or
+    when that group is the machine's own (FORBIDDEN)."""
+    from hull.cgroups.fs import FORBIDDEN
     try:
         with open("/proc/self/cgroup") as f:
             path = next((line[3:].strip() for line in f if line.startswith("0::")), None)
-        if path is None:
-            return
-        from hull.cgroups.fs import FORBIDDEN
-        if any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN):
-            return
+        if path is None or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN):
+            return None
         mount = root if detect_mode(root) == UNIFIED else os.path.join(root, "unified")
-        fd = os.open(mount + path.rstrip("/") + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+    except (OSError, KernelError):
+        return None
+    return mount + path.rstrip("/") + "/cgroup.procs"
+
+
+def _move_self(procs):
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
         try:
             os.write(fd, b"%d" % os.getpid())
         finally:
             os.close(fd)
-    except (OSError, KernelError):
+    except OSError:
         pass  # no permission (v2: our group has children), no unified mount: no head start
 
 
