@@ -58,10 +58,11 @@ def main():
 
 
 def _register():
-    from hull.cli import containers, images, networks
+    from hull.cli import containers, images, networks, volumes
     images.register(main)
     containers.register(main)
     networks.register(main)
+    volumes.register(main)
     from hull.cli import build
     build.register(main)
     from hull.cli import changes

@@ -553,14 +553,6 @@ def _resources(host_cfg):
     return res
 
 
-def _volume_source(name, create=True):
-    from hull.engine import records
-    d = os.path.join(records.volumes_dir(), name, "_data")
-    if create:
-        os.makedirs(d, exist_ok=True)
-    return d
-
-
 def build_spec(rec, rootfs, console_size=None):
     """The OCI config for `rec` (its recorded Config/HostConfig) over the prepared `rootfs`.
     Side effects inside the container dir: hostname/hosts/resolv.conf files, the working
@@ -801,13 +793,14 @@ def _mount_entry(rec, b, root_ids=None, rootfs=None):
         o = ["nosuid", "nodev"] + [x for x in (b.get("Options") or "").split(",") if x] + ro
         return {"destination": dst, "type": "tmpfs", "source": "tmpfs", "options": o}
     if kind == "volume":
-        if not src:  # anonymous: one per destination for the container's life (removed with it)
-            import secrets
+        from hull.engine import volumes
+        anonymous = not src
+        if anonymous:  # one per destination for the container's life (rm -v, --rm remove it)
             anon = rec.config.setdefault("AnonymousVolumes", {})
-            src = anon.get(dst) or secrets.token_hex(32)
+            src = anon.get(dst) or volumes.new_anonymous_name()
             anon[dst] = src
-        new = not os.path.isdir(_volume_source(src, create=False))
-        path = _volume_source(src)
+        new = not volumes.exists(src)
+        path = volumes.ensure(src, anonymous=anonymous)
         if root_ids:  # --userns=auto: a new volume belongs to the container's root (podman)
             from hull.engine import userns as uns
             if new:

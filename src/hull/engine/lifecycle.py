@@ -66,7 +66,7 @@ def create(image, opts):
             snapshot.prepare(image, rec.dir, owner=rec.id, idmap=idmap,  # mounted until the container stops
                              volatile=bool(cfg["HostConfig"].get("AutoRemove")))
     except BaseException:
-        _remove_all(rec)
+        _remove_all(rec, volumes=True)
         raise
     return rec
 
@@ -665,7 +665,7 @@ def cleanup(cid, code=None):
                              RestartCount=rec.state.get("RestartCount", 0) + 1)
             rec.save_state()
         elif rec.config["HostConfig"].get("AutoRemove"):
-            _remove_all(rec, runtime_done=True)
+            _remove_all(rec, volumes=True, runtime_done=True)  # --rm: its anonymous volumes too
             return None
         else:
             try:
@@ -826,8 +826,8 @@ def remove(rec, force=False, volumes=False):
 
 def _remove_all(rec, volumes=False, runtime_done=False):
     """Runtime state and cgroup (unless `runtime_done`: _cleanup_runtime ran), snapshot,
-    anonymous volumes, the record. Under the lock. The directories go to the trash (deleted
-    once the command has answered; engine/trash.py)."""
+    the record, and with `volumes` (rm -v; --rm) its anonymous volumes. Under the lock. The
+    directories go to the trash (deleted once the command has answered; engine/trash.py)."""
     from hull.engine import trash
     from hull.image import snapshot
     if not runtime_done:
@@ -836,8 +836,9 @@ def _remove_all(rec, volumes=False, runtime_done=False):
         snapshot.release(rec.dir)  # unmounted and forgotten; its dirs go with the record's
     except FileNotFoundError:
         pass
-    for name in (rec.config.get("AnonymousVolumes") or {}).values():
-        trash.move(os.path.join(records.volumes_dir(), name))
+    if volumes:
+        for name in (rec.config.get("AnonymousVolumes") or {}).values():
+            trash.move(os.path.join(records.volumes_dir(), name))
     if rec.config["HostConfig"].get("IDMappings"):
         from hull.engine import userns
         userns.release(rec.id)
