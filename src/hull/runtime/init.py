@@ -107,11 +107,13 @@ def _become_ns_root():
 def preload(spec):
     """Import now every module needed after pivot_root: hull's files (and Python's) are not
     reachable from inside the container's rootfs."""
-    import fcntl, resource, struct, termios  # noqa: E401,F401 - used lazily after pivot
+    import fcntl, resource, struct  # noqa: E401,F401 - used lazily after pivot
     from hull.kernel import netdev  # noqa: F401
     from hull.kernel import capabilities, lsm, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
-    from hull.runtime import console, rootfs  # noqa: F401
+    from hull.runtime import rootfs  # noqa: F401
+    if (spec.get("process") or {}).get("terminal"):
+        from hull.runtime import console  # noqa: F401 - the pty is made after pivot_root
     from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
     if (spec.get("annotations") or {}).get("org.hull.landlock"):
         import json  # noqa: F401 - landlock.parse reads the annotation after pivot_root
@@ -293,7 +295,7 @@ def load_seccomp(opts):
 
 # ----------------------------------------------------------------------------- exec
 def exec_stage1(ch, init_pid, join_flags, proc, linux, opts):
-    preload({"linux": linux, "annotations": opts.get("annotations")})
+    preload({"linux": linux, "annotations": opts.get("annotations"), "process": proc})
     ch.recv(sync.START)
     from hull.kernel import pidfd
     fd = pidfd.pidfd_open(init_pid)
