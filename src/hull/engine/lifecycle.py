@@ -6,10 +6,12 @@ remove, pause, cleanup after exit, restart policies, recovery of stale container
     code = session.wait()                     # attached: stream until exit, clean up, exit code
     stop(rec); remove(rec, force=True)
 
-Process model (DESIGN.md "engine"): `start` double-forks; the grandchild M becomes a child
-subreaper, redirects its stdio to pipes (or asks for a pty), calls the runtime library's
-create + start in-process, records the state and then *execs* the small monitor
-(engine/monitor.py), which stays the init's parent. When the init exits, the monitor writes
+Process model (DESIGN.md "engine"): `start` forks M (a Starter; `hull run` forks it before
+it creates the record, docs/engine.md says why); M joins the monitors' cgroup, waits for the
+container's id, becomes a child subreaper, redirects its stdio to pipes (or asks for a pty),
+calls the runtime library's create (start_now) in-process, records the state, monitors the
+container in-process for a moment and then *execs* the small monitor (engine/monitor.py),
+which stays the init's parent. When the init exits, the monitor writes
 exit.json and either the attached `hull run` or the monitor (exec'ing `cleanup_main`) runs
 `cleanup()`, which is idempotent and serialized by the record's lock.
 """
