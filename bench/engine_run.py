@@ -26,13 +26,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
-from conftest import build_busybox_rootfs  # noqa: E402
+from conftest import build_busybox_rootfs, hull_parents, release_parents  # noqa: E402
 
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 from client_helpers import CgroupParent, Daemon, mounts_under, short_tmpdir  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 HULL = str(VENV_BIN / "hull")
+PARENTS_AT_START = hull_parents()  # the hull cgroup parents before any bench made one
 
 
 def timed(cmd, env):
@@ -187,33 +188,44 @@ def main():
                 engines.append(Docker(tmp, hull.env))
             except Exception as e:  # noqa: BLE001 - docker is optional here
                 print(f"docker: skipped ({e.__class__.__name__}: {str(e)[:200]})", file=sys.stderr)
-        results = {e.name: [] for e in engines}
-        broken = {}
-        for i in range(args.n + 3):  # 3 warm-up rounds (hull's first one starts the zygote)
-            for e in engines:
-                if e.name in broken:
-                    continue
-                dt, rc, err = timed(e.cmd, e.env)
-                if rc != 0:
-                    broken[e.name] = (err.splitlines() or [f"exit {rc}"])[-1]
-                elif i >= 3:
-                    results[e.name].append(dt)
-        base = statistics.median(results["podman"]) if results.get("podman") else \
-            statistics.median(results["podman(runc)"]) if results.get("podman(runc)") else None
-        print(f"{'engine':<14}{'median ms':>10}{'p90 ms':>9}{'ratio/podman':>14}")
-        for e in engines:
-            if e.name in broken:
-                print(f"{e.name:<14} failed: {broken[e.name]}")
-                continue
-            xs = sorted(results[e.name])
-            med = statistics.median(xs)
-            p90 = xs[max(0, int(len(xs) * 0.9) - 1)]
-            ratio = f"{med / base:.2f}" if base else "-"
-            print(f"{e.name:<14}{med * 1000:>10.1f}{p90 * 1000:>9.1f}{ratio:>14}")
+        results, broken = measure(engines, args.n)
+        report(engines, results, broken, next((e.name for e in engines if isinstance(e, Podman)), None), 14)
         one, many = hull.monitor_pss()
         print(f"hull monitor PSS: {one / 1024:.2f} MiB alone, {many / 1024:.2f} MiB each with 10 running")
     finally:
         close_all(engines, tmp, had_run_containerd)
+
+
+def measure(engines, n, warmup=3):
+    """Each engine's command n times, interleaved, after `warmup` rounds (hull's first one
+    starts the zygote). Returns ({name: [seconds]}, {name: why it failed})."""
+    results = {e.name: [] for e in engines}
+    broken = {}
+    for i in range(n + warmup):
+        for e in engines:
+            if e.name in broken:
+                continue
+            dt, rc, err = timed(e.cmd, e.env)
+            if rc != 0:
+                broken[e.name] = (err.splitlines() or [f"exit {rc}"])[-1]
+            elif i >= warmup:
+                results[e.name].append(dt)
+    return results, broken
+
+
+def report(engines, results, broken, base_name, width):
+    """Median, p90 and the ratio to `base_name`'s median, one line per engine."""
+    base = statistics.median(results[base_name]) if results.get(base_name) else None
+    print(f"{'engine':<{width}}{'median ms':>10}{'p90 ms':>9}{'ratio/podman':>14}")
+    for e in engines:
+        if e.name in broken:
+            print(f"{e.name:<{width}} failed: {broken[e.name]}")
+            continue
+        xs = sorted(results[e.name])
+        med = statistics.median(xs)
+        p90 = xs[max(0, int(len(xs) * 0.9) - 1)]
+        ratio = f"{med / base:.2f}" if base else "-"
+        print(f"{e.name:<{width}}{med * 1000:>10.1f}{p90 * 1000:>9.1f}{ratio:>14}")
 
 
 def close_all(engines, tmp, had_run_containerd):
@@ -227,12 +239,15 @@ def close_all(engines, tmp, had_run_containerd):
 
 
 def close_engines(engines, had_run_containerd):
-    """Close the engines (last first) and remove the empty /run/containerd dockerd made."""
+    """Close the engines (last first), release hull's monitor cgroup and the hull cgroup
+    parents this bench made (tests/conftest.py) and remove the empty /run/containerd dockerd
+    made."""
     for e in reversed(engines):
         try:
             e.close()
         except Exception as ex:  # noqa: BLE001
             print(f"{e.name}: cleanup: {ex}", file=sys.stderr)
+    release_parents(PARENTS_AT_START)
     if not had_run_containerd:
         for dirpath, _, _ in sorted(os.walk("/run/containerd"), key=lambda w: -len(w[0])):
             try:

@@ -23,7 +23,6 @@ import os
 import shlex
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -160,27 +159,8 @@ def main():
                 engines.append(DockerBridge(tmp, hull.env))
             except Exception as e:  # noqa: BLE001 - docker is optional here
                 print(f"docker: skipped ({e.__class__.__name__}: {str(e)[:300]})", file=sys.stderr)
-        results = {e.name: [] for e in engines}
-        broken = {}
-        for r in range(args.n + 3):
-            for e in engines:
-                if e.name in broken:
-                    continue
-                dt, rc, err = er.timed(e.cmd, e.env)
-                if rc != 0:
-                    broken[e.name] = (err.splitlines() or [f"exit {rc}"])[-1]
-                elif r >= 3:
-                    results[e.name].append(dt)
-        base = statistics.median(results[pod.name]) if results.get(pod.name) else None
-        print(f"{'engine':<28}{'median ms':>10}{'p90 ms':>9}{'ratio/podman':>14}")
-        for e in engines:
-            if e.name in broken:
-                print(f"{e.name:<28} failed: {broken[e.name]}")
-                continue
-            xs = sorted(results[e.name])
-            med = statistics.median(xs)
-            p90 = xs[max(0, int(len(xs) * 0.9) - 1)]
-            print(f"{e.name:<28}{med * 1000:>10.1f}{p90 * 1000:>9.1f}{(f'{med / base:.2f}' if base else '-'):>14}")
+        results, broken = er.measure(engines, args.n)
+        er.report(engines, results, broken, pod.name, 28)
     finally:
         er.close_all(engines, tmp, had_run_containerd)
         _undo_engines(chains0, links0, tables0, policy0)

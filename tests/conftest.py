@@ -16,25 +16,44 @@ BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 # Everything hull-made that tests could leak: cgroups under these parents, mounts under tmp dirs.
 CGROUP_FS = Path("/sys/fs/cgroup")
-MONITOR_CGROUP = "/hull/monitor"  # hull.engine.lifecycle.MONITOR_CGROUP
+
+
+def hull_parents():
+    """The hull parents (<hierarchy>/hull, hull-test): in each v1 hierarchy and the hybrid
+    unified mount, and at the root of a pure cgroup2 mount (the VM)."""
+    if not CGROUP_FS.exists():
+        return set()
+    roots = [CGROUP_FS] + [h for h in CGROUP_FS.iterdir() if h.is_dir() and not h.name.startswith("hull")]
+    return {str(h / top) for h in roots for top in ("hull", "hull-test") if (h / top).is_dir()}
 
 
 def _hull_cgroups():
-    """Every cgroup under a hull parent: in each v1 hierarchy and the hybrid unified mount
-    (/sys/fs/cgroup/<hierarchy>/hull...), and at the root of a pure cgroup2 mount (the VM)."""
+    """Every cgroup under a hull parent."""
     found = set()
-    if not CGROUP_FS.exists():
-        return found
-    roots = [CGROUP_FS] + [h for h in CGROUP_FS.iterdir() if h.is_dir() and not h.name.startswith("hull")]
-    for hier in roots:
-        for top in ("hull", "hull-test"):
-            base = hier / top
-            if base.is_dir():
-                for dirpath, dirnames, _ in os.walk(base):
-                    for d in dirnames:
-                        found.add(os.path.join(dirpath, d))
-    # the engine's monitors' cgroup is shared and lives on, like podman's conmon cgroup
-    return {p for p in found if not p.endswith(MONITOR_CGROUP)}
+    for base in hull_parents():
+        for dirpath, dirnames, _ in os.walk(base):
+            for d in dirnames:
+                found.add(os.path.join(dirpath, d))
+    return found
+
+
+def release_parents(before):
+    """What the engine keeps between containers goes when no container is left: the monitors'
+    cgroup (as the zygote releases it when idle) and the hull parents this session made."""
+    import time
+    from hull.engine import lifecycle
+    deadline = time.monotonic() + 10  # a monitor's cleanup may still be on its way out
+    while True:
+        lifecycle.release_monitor_cgroup()
+        if not any(os.path.isdir(os.path.join(p, "monitor")) for p in hull_parents()) \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for parent in sorted(hull_parents() - before):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass  # not empty: the leak check names what is left in it
 
 
 def _hull_mounts():
@@ -79,9 +98,11 @@ def fresh_rootfs(tmp_path):
 @pytest.fixture(scope="session", autouse=True)
 def no_leaks():
     """Fail the session if a test left a hull cgroup or mount behind."""
-    before_cg, before_mnt = _hull_cgroups(), _hull_mounts()
+    before_cg, before_mnt, before_parents = _hull_cgroups(), _hull_mounts(), hull_parents()
     yield
-    leaked = sorted(_hull_cgroups() - before_cg) + sorted(_hull_mounts() - before_mnt)
+    release_parents(before_parents)
+    leaked = sorted(_hull_cgroups() - before_cg) + sorted(hull_parents() - before_parents) + \
+        sorted(_hull_mounts() - before_mnt)
     if leaked:
         pytest.fail("tests leaked:\n  " + "\n  ".join(leaked), pytrace=False)
 

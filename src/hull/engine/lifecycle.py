@@ -427,6 +427,22 @@ def _join_monitor_cgroup():
         pass
 
 
+def release_monitor_cgroup():
+    """Remove the monitors' cgroup from every hierarchy where no monitor is left in it (one
+    rmdir each: a busy one says EBUSY at once and stays; a monitor that comes later makes it
+    again). The zygote calls this when idle and when it leaves."""
+    from hull import cgroups
+    try:
+        dirs = set(cgroups.manager(MONITOR_CGROUP).paths().values())
+    except (HullError, OSError):
+        return
+    for d in dirs:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def _monitor_body(rec, sock, attach):
     from hull.kernel import system
     from hull.runtime import lifecycle as rt

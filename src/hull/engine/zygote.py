@@ -112,7 +112,7 @@ def _stale(files):
 
 def serve(root):
     import fcntl
-    from hull.engine import trash
+    from hull.engine import lifecycle, trash
     rundir = os.path.join(root, "run")
     os.makedirs(rundir, mode=0o700, exist_ok=True)
     lockfd = os.open(os.path.join(rundir, "zygote.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -153,6 +153,7 @@ def serve(root):
             except socket.timeout:
                 _reap()
                 trash.sweep(root)  # left by a worker killed before it emptied its trash
+                lifecycle.release_monitor_cgroup()  # when the last monitor has gone
                 try:
                     gone = os.stat(path).st_ino != ino
                 except OSError:
@@ -196,6 +197,7 @@ def serve(root):
                 return 0
     finally:
         forker.dismiss()
+        lifecycle.release_monitor_cgroup()
         try:
             if os.stat(path).st_ino == ino:
                 os.unlink(path)
