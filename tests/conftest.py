@@ -6,7 +6,6 @@ Integration tests need root; they are skipped (with the reason) when not root.
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

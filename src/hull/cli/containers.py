@@ -9,6 +9,7 @@ import time
 
 import click
 
+from hull.cli.each import each
 from hull.errors import HullError, NotFound, UsageError
 
 _RUN_CTX = {"allow_interspersed_args": False}
@@ -215,19 +216,6 @@ def start(containers, attach, interactive, detach_keys, boot):
     return code
 
 
-def _each(refs, fn):
-    """Apply fn to each container; report errors Docker-style; exit 1 if any failed."""
-    failed = False
-    for ref in refs:
-        try:
-            fn(ref)
-        except HullError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
-
-
 @click.command("stop")
 @click.option("-t", "--time", "timeout", type=int, help="Seconds to wait for stop before killing it.")
 @click.argument("containers", nargs=-1, required=True)
@@ -238,7 +226,7 @@ def stop(containers, timeout):
     def one(ref):
         lifecycle.stop(_load(ref), timeout)
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("kill")
@@ -259,7 +247,7 @@ def kill(containers, sig):
             rec.update_state(StoppedByUser=True)
         lifecycle.kill(rec, n)
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("restart")
@@ -274,7 +262,7 @@ def restart(containers, timeout):
         lifecycle.stop(rec, timeout)
         lifecycle.start(_load(rec.id))
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("rm")
@@ -294,7 +282,7 @@ def rm(containers, force, volumes):
             raise
         lifecycle.remove(rec, force=force, volumes=volumes)
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("prune")
@@ -340,7 +328,7 @@ def pause(containers):
     def one(ref):
         lifecycle.pause(_load(ref))
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("unpause")
@@ -352,7 +340,7 @@ def unpause(containers):
     def one(ref):
         lifecycle.unpause(_load(ref))
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 @click.command("update")
@@ -371,7 +359,7 @@ def update(containers, **flags):
     def one(ref):
         lifecycle.update(_load(ref), **flags)
         click.echo(ref)
-    _each(containers, one)
+    each(containers, one)
 
 
 # ------------------------------------------------------------------------------ ps

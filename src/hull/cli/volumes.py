@@ -71,17 +71,13 @@ def inspect(names):
 @click.argument("names", nargs=-1, required=True)
 def rm(names, force):
     """Remove one or more volumes (not while a container uses them)."""
+    from hull.cli.each import each
     from hull.engine import volumes
-    failed = False
-    for n in names:
-        try:
-            volumes.remove(n, force=force)
-            click.echo(n)
-        except HullError as e:
-            click.echo(f"Error response from daemon: {e}", err=True)
-            failed = True
-    if failed:
-        sys.exit(1)
+
+    def one(name):
+        volumes.remove(name, force=force)
+        click.echo(name)
+    each(names, one)
 
 
 @volume.command("prune")

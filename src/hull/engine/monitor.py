@@ -463,7 +463,6 @@ def serve(a, handoff_at=None):
         sink_in = sink_out = sink_err = -1
 
     def on_output(fd, nonblock=False):
-        nonlocal sink_out, sink_err
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:

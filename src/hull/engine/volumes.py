@@ -10,7 +10,6 @@ Anonymous volumes (64 hex characters, as Docker's) go with their container on `r
 removed by name (or `prune --all`).
 """
 
-import json
 import os
 import re
 import secrets
