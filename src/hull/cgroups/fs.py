@@ -118,6 +118,15 @@ def rmdir(path, timeout=2.0):
         delay = min(delay * 2, 0.05)
 
 
+def remove_created(dirs):
+    """Undo mkdirs: remove the dirs it made, deepest first, as far as they go (best effort)."""
+    for d in reversed(dirs):
+        try:
+            rmdir(d, timeout=0.5)
+        except (KernelError, OSError):
+            pass
+
+
 def enable_controllers(mount, path, fake=False, root_enable=frozenset()):
     """cgroup v2: enable controllers in the subtree_control of each ancestor of `path` (not the
     leaf: it holds processes, and v2 forbids controllers + processes there).

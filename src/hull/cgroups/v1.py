@@ -200,7 +200,7 @@ class Manager:
                     # pass down what the host enabled at the unified root (hugetlb here)
                     fs.enable_controllers(mnt, self.path, self.fake)
         except BaseException:
-            self._remove_dirs(created)
+            fs.remove_created(created)
             raise
         return created
 
@@ -215,13 +215,6 @@ class Manager:
                     if val:
                         fs.write(d, f, val, self.fake)
 
-    def _remove_dirs(self, dirs):
-        for d in reversed(dirs):
-            try:
-                fs.rmdir(d, timeout=0.5)
-            except (KernelError, OSError):
-                pass
-
     def apply(self, pid):
         """Create the cgroup in every hierarchy and move `pid` into it."""
         created = self._create()
@@ -229,7 +222,7 @@ class Manager:
             for _, d in self._all_dirs():
                 fs.write(d, "cgroup.procs", str(pid), self.fake)
         except BaseException:
-            self._remove_dirs(created)
+            fs.remove_created(created)
             raise
 
     def exists(self):
@@ -314,7 +307,7 @@ class Manager:
             self._write_all(writes)
         except BaseException:
             if created and not any(fs.pids_in(d) for d in created if os.path.isdir(d)):
-                self._remove_dirs(created)
+                fs.remove_created(created)
             raise
 
     def _write_all(self, writes):

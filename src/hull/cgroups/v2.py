@@ -133,29 +133,22 @@ class Manager:
         try:
             fs.enable_controllers(self.root, self.path, self.fake, root_enable)
         except BaseException:
-            self._remove(created)
+            fs.remove_created(created)
             raise
         return created
-
-    def _remove(self, dirs):
-        for d in reversed(dirs):
-            try:
-                fs.rmdir(d, timeout=0.5)
-            except (KernelError, OSError):
-                pass
 
     def apply(self, pid):
         created = self._create()
         try:
             fs.write(self.dir, "cgroup.procs", str(pid), self.fake)
         except KernelError as e:
-            self._remove(created)
+            fs.remove_created(created)
             if e.errno == errno.EBUSY:
                 raise HullError(f"cannot move {pid} into {self.dir}: its parent has controllers enabled "
                                 "and processes (cgroup v2 'no internal processes' rule)") from None
             raise
         except BaseException:
-            self._remove(created)
+            fs.remove_created(created)
             raise
 
     def destroy(self):
@@ -217,7 +210,7 @@ class Manager:
                 self._write(w)
         except BaseException:
             if created and not self.pids():
-                self._remove(created)
+                fs.remove_created(created)
             raise
 
     def _write(self, w):

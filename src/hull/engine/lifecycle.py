@@ -870,35 +870,37 @@ def _rt_container(rec):
 
 
 def pause(rec):
-    from hull import cgroups
     rec.refresh()
     if rec.status == "paused":
         raise Conflict(f"Container {rec.id} is already paused")
     if rec.status != "running":
         raise Conflict(f"Container {rec.id} is not running")
-    c = _rt_container(rec).lock()
-    try:
-        cgroups.manager(rec.cgroup_path).freeze()
-        c.data["paused"] = True
-        c.save()
-    finally:
-        c.unlock()
+    _set_frozen(rec, True)
     rec.update_state(Status="paused", Paused=True)
 
 
 def unpause(rec):
-    from hull import cgroups
     rec.refresh()
     if rec.status != "paused":
         raise Conflict(f"Container {rec.id} is not paused")
+    _set_frozen(rec, False)
+    rec.update_state(Status="running", Paused=False)
+
+
+def _set_frozen(rec, frozen):
+    """Freeze or thaw the container's cgroup and say so in the runtime's state (under its lock)."""
+    from hull import cgroups
     c = _rt_container(rec).lock()
     try:
-        cgroups.manager(rec.cgroup_path).thaw()
-        c.data["paused"] = False
+        mgr = cgroups.manager(rec.cgroup_path)
+        if frozen:
+            mgr.freeze()
+        else:
+            mgr.thaw()
+        c.data["paused"] = frozen
         c.save()
     finally:
         c.unlock()
-    rec.update_state(Status="running", Paused=False)
 
 
 def update(rec, **flags):
