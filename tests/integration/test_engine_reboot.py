@@ -30,7 +30,10 @@ def _simulate_reboot(eng, ids):
                 pids.append(st[key])
         procs = HIERARCHIES / "pids" / "hull" / cid / "cgroup.procs"
         for p in procs.read_text().split() if procs.exists() else ():
-            os.kill(int(p), signal.SIGKILL)
+            try:  # the others may already be gone with the pid namespace's init
+                os.kill(int(p), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert wait_for(lambda: not [p for p in pids if os.path.exists(f"/proc/{p}") and
                                  Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"])
     rt = Path(eng.root, "runtime")
