@@ -118,6 +118,33 @@ def rmdir(path, timeout=2.0):
         delay = min(delay * 2, 0.05)
 
 
+def remove_cgroup(d, fake=False):
+    """Remove cgroup `d` and its sub-cgroups; idempotent. One rmdir in the usual case (a leaf
+    whose processes are gone); else sub-cgroups first, each retrying EBUSY. Fake trees (tests)
+    hold regular files, which go first. Raises the first error."""
+    if not fake:
+        try:
+            os.rmdir(d)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            pass
+    errors = []
+    for dirpath, _, files in os.walk(d, topdown=False):
+        try:
+            if fake:
+                for name in files:
+                    os.unlink(os.path.join(dirpath, name))
+                os.rmdir(dirpath)
+            else:
+                rmdir(dirpath)
+        except (KernelError, OSError) as e:
+            errors.append(e)
+    if errors:
+        raise errors[0]
+
+
 def remove_created(dirs):
     """Undo mkdirs: remove the dirs it made, deepest first, as far as they go (best effort)."""
     for d in reversed(dirs):

@@ -149,6 +149,7 @@ class Manager:
         self.hierarchies = hier  # subsystem -> mountpoint
         self.unified_mount = unified if mode == "hybrid" else None
         self.warnings = []
+        self._made = False  # this manager created the dirs already (apply before set)
 
     # -- paths ------------------------------------------------------------------------------
     def dir(self, subsystem):
@@ -202,6 +203,7 @@ class Manager:
         except BaseException:
             fs.remove_created(created)
             raise
+        self._made = True
         return created
 
     def _init_cpuset(self, new_dirs):
@@ -236,18 +238,13 @@ class Manager:
 
     def destroy(self):
         """Remove the cgroup (and any sub-cgroups) from every hierarchy; idempotent."""
+        self._made = False
         errors = []
         for _, d in self._all_dirs():
-            if not os.path.isdir(d):
-                continue
-            for dirpath, _, _ in os.walk(d, topdown=False):  # sub-cgroups first
-                try:
-                    if self.fake:
-                        _rm_fake(dirpath)
-                    else:
-                        fs.rmdir(dirpath)
-                except (KernelError, OSError) as e:
-                    errors.append(e)
+            try:
+                fs.remove_cgroup(d, self.fake)
+            except (KernelError, OSError) as e:
+                errors.append(e)
         if errors:
             raise errors[0]
 
@@ -302,7 +299,7 @@ class Manager:
         writes = self.check(resources or {})
         if not writes:
             return
-        created = self._create()
+        created = [] if self._made else self._create()
         try:
             self._write_all(writes)
         except BaseException:
@@ -515,12 +512,3 @@ class Manager:
                                                "max": fs.read_int(d, f"hugetlb.{size}.max_usage_in_bytes"),
                                                "failcnt": fs.read_int(d, f"hugetlb.{size}.failcnt")}
         return st
-
-
-def _rm_fake(d):
-    """Fake trees hold regular files (the kernel's cgroupfs has none to delete)."""
-    for name in os.listdir(d):
-        p = os.path.join(d, name)
-        if not os.path.isdir(p):
-            os.unlink(p)
-    os.rmdir(d)

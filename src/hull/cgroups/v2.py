@@ -152,22 +152,7 @@ class Manager:
             raise
 
     def destroy(self):
-        if not os.path.isdir(self.dir):
-            return
-        errors = []
-        for dirpath, _, _ in os.walk(self.dir, topdown=False):
-            try:
-                if self.fake:
-                    for name in os.listdir(dirpath):
-                        if not os.path.isdir(os.path.join(dirpath, name)):
-                            os.unlink(os.path.join(dirpath, name))
-                    os.rmdir(dirpath)
-                else:
-                    fs.rmdir(dirpath)
-            except (KernelError, OSError) as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        fs.remove_cgroup(self.dir, self.fake)
 
     # -- resources --------------------------------------------------------------------------
     def _available(self):

@@ -106,15 +106,22 @@ def _become_ns_root():
 
 def preload(spec):
     """Import now every module needed after pivot_root: hull's files (and Python's) are not
-    reachable from inside the container's rootfs."""
-    import fcntl, resource, struct  # noqa: E401,F401 - used lazily after pivot
-    from hull.kernel import netdev  # noqa: F401
+    reachable from inside the container's rootfs. Only what this spec will use: each import
+    costs start-up time."""
+    proc = spec.get("process") or {}
+    linux = spec.get("linux") or {}
+    if proc.get("rlimits"):
+        import resource  # noqa: F401
     from hull.kernel import capabilities, lsm, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
     from hull.runtime import rootfs  # noqa: F401
-    if (spec.get("process") or {}).get("terminal"):
-        from hull.runtime import console  # noqa: F401 - the pty is made after pivot_root
-    from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
+    if any(ns.get("type") == "network" and not ns.get("path") for ns in linux.get("namespaces") or ()):
+        from hull.kernel import netdev  # noqa: F401 - lo is brought up in the new netns
+    if proc.get("terminal"):
+        import fcntl, struct  # noqa: E401,F401 - the pty is made after pivot_root
+        from hull.runtime import console  # noqa: F401
+    if linux.get("seccomp"):
+        from hull.kernel import seccomp  # noqa: F401 - the filter itself is compiled by the parent
     if (spec.get("annotations") or {}).get("org.hull.landlock"):
         import json  # noqa: F401 - landlock.parse reads the annotation after pivot_root
         from hull.kernel import landlock  # noqa: F401
@@ -138,10 +145,13 @@ def container_init(ch, spec, opts):
     ctx = InitContext(spec, opts)
 
     def before_pivot(_rootfs):
+        hooks = spec.get("hooks") or {}
+        if not any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
+            return  # nothing to run, nor a state to pass on: no round trip to the parent
         ch.send(sync.RUN_HOOKS)
         # the init's pid as the host sees it, for the state the container-side hooks read
         opts["state"]["pid"] = ch.recv(sync.HOOKS_DONE)["pid"]
-        hooks = spec.get("hooks", {}).get("createContainer")
+        hooks = hooks.get("createContainer")
         if hooks:
             from hull.runtime import hooks as hookrun
             hookrun.run_hooks(hooks, opts["state"], "createContainer")

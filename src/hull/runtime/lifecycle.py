@@ -13,14 +13,14 @@ import time
 
 from hull import OCI_VERSION
 from hull.errors import Conflict, HullError, NotFound
-from hull.kernel import idmap, pidfd, signals, system
-from hull.runtime import init, sync
+from hull.kernel import pidfd, signals, system
+from hull.runtime import sync
 from hull.runtime.state import Container, rfc3339_now
 
 
 class Options(dict):
     """create/exec options (pid_file, console_socket, preserve_fds, no_pivot, no_new_keyring,
-    systemd_cgroup, detach ...); missing keys read as None."""
+    systemd_cgroup, detach, spec if loaded already ...); missing keys read as None."""
 
     def __getattr__(self, name):
         return self.get(name)
@@ -79,6 +79,16 @@ def _reap(pid):
         pass
 
 
+def _child(stage, ch, *args):
+    """The forked child: runs init.<stage> and never returns. init is imported here, while the
+    parent sets up the cgroups, not before the fork."""
+    try:
+        from hull.runtime import init
+        init.run_child(ch, getattr(init, stage), *args)
+    finally:
+        os._exit(1)  # only if the import failed: run_child always exits
+
+
 def _kill_and_reap(pid):
     if pid:
         try:
@@ -93,7 +103,7 @@ def create(root, cid, bundle, opts):
     from hull import cgroups
     from hull.runtime import spec as specmod
     bundle = os.path.abspath(bundle)
-    spec = specmod.load(bundle)
+    spec = opts.spec or specmod.load(bundle)  # `run` has loaded it already
     if not spec.get("process"):
         raise HullError("config.json: process: must be set to create a container")
     linux = spec.setdefault("linux", {})
@@ -145,7 +155,7 @@ def create(root, cid, bundle, opts):
         if stage1 == 0:
             parent_ch.close()
             c.unlock()  # our copy only; the container must not hold the state lock
-            init.run_child(child_ch, init.create_stage1, spec, child_opts)
+            _child("create_stage1", child_ch, spec, child_opts)
         child_ch.close()
         os.close(fifo_fd)
         userns.close(helper_fds)
@@ -167,6 +177,7 @@ def create(root, cid, bundle, opts):
             msg, fds = parent_ch.recv(with_fds=True)
             kind = msg["type"]
             if kind == sync.WRITE_IDMAP:
+                from hull.kernel import idmap
                 idmap.write_maps(stage1, linux.get("uidMappings"), linux.get("gidMappings"))
                 # trees idmapped through the container's own user namespace (runtime/userns.py)
                 trees = userns.container_trees(idmap_plan, stage1) if idmap_plan else {}
@@ -403,7 +414,9 @@ def run(root, cid, bundle, opts):
     master = None
     if not opts.detach:
         system.set_child_subreaper()
-    spec_terminal = _terminal_requested(bundle)
+    from hull.runtime import spec as specmod
+    opts["spec"] = specmod.load(os.path.abspath(bundle))
+    spec_terminal = bool((opts.spec.get("process") or {}).get("terminal"))
     if spec_terminal and not opts.console_socket and not opts.detach:
         import _socket
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM | _socket.SOCK_CLOEXEC)
@@ -421,15 +434,6 @@ def run(root, cid, bundle, opts):
     if not opts.keep:
         delete(root, cid, force=True)
     return code
-
-
-def _terminal_requested(bundle):
-    from hull import jsonfast as json
-    try:
-        with open(os.path.join(bundle, "config.json")) as f:
-            return bool((json.load(f).get("process") or {}).get("terminal"))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 # ----------------------------------------------------------------------------- exec
@@ -480,7 +484,7 @@ def exec_process(root, cid, proc, opts):
         stage1 = os.fork()
         if stage1 == 0:
             parent_ch.close()
-            init.run_child(child_ch, init.exec_stage1, c.pid, join, proc, linux, child_opts)
+            _child("exec_stage1", child_ch, c.pid, join, proc, linux, child_opts)
         child_ch.close()
         if console_sock:
             console_sock.close()
