@@ -127,22 +127,28 @@ def warm_migrations(root=DEFAULT_ROOT):
         try:
             _thread.start_new_thread(_move_self, (procs,))
         except RuntimeError:
-            pass
+            return
+        import time
+        time.sleep(0)  # let it run now, up to its blocking write, not at the next GIL switch (5 ms)
 
 
 def _own_procs_file(root):
     """cgroup.procs of the cgroup2 group this process is in; None without a cgroup2 mount or
-    when that group is the machine's own (FORBIDDEN)."""
+    when that group is the machine's own (FORBIDDEN). The mount is found by its
+    cgroup.controllers (a cgroup2-only file), not by statfs: ctypes is not imported yet, and
+    the sooner the move starts, the sooner its wait is over."""
     from hull.cgroups.fs import FORBIDDEN
     try:
         with open("/proc/self/cgroup") as f:
             path = next((line[3:].strip() for line in f if line.startswith("0::")), None)
-        if path is None or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN):
-            return None
-        mount = root if detect_mode(root) == UNIFIED else os.path.join(root, "unified")
-    except (OSError, KernelError):
+    except OSError:
         return None
-    return mount + path.rstrip("/") + "/cgroup.procs"
+    if path is None or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN):
+        return None
+    for mount in (root, os.path.join(root, "unified")):  # unified, then hybrid
+        if os.path.exists(os.path.join(mount, "cgroup.controllers")):
+            return mount + path.rstrip("/") + "/cgroup.procs"
+    return None
 
 
 def _move_self(procs):
