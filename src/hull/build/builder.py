@@ -1124,9 +1124,28 @@ def _extract(rootfs, dest, path, ins):
     real = _mkdirs(rootfs, dest)
     try:
         with tarfile.open(path, "r:*") as tf:
-            tf.extractall(real, filter="tar")
+            if hasattr(tarfile, "tar_filter"):
+                tf.extractall(real, filter="tar")
+            else:  # Python before 3.11.4 (Debian 12's 3.11.2): the same refusals, made here
+                tf.extractall(real, members=_tar_filtered(tf, real, os.path.basename(path), ins))
     except (tarfile.TarError, OSError) as e:
         raise BuildError(f"ADD {os.path.basename(path)}: extracting the archive failed: {e}", ins) from None
+
+
+def _tar_filtered(tf, dest, archive, ins):
+    """What tarfile's "tar" filter does, member by member as they are extracted (so a symlink
+    an earlier member made is seen): leading slashes stripped, a path that would land outside
+    `dest` refused, setuid/setgid/sticky and group/other write bits cleared."""
+    dest = os.path.realpath(dest)
+    for m in tf:
+        name = m.name.lstrip("/" + os.sep)
+        target = os.path.realpath(os.path.join(dest, name))
+        if os.path.isabs(name) or os.path.commonpath([dest, target]) != dest:
+            raise BuildError(f"ADD {archive}: {m.name!r} would land outside the destination", ins)
+        m.name = name
+        if m.isreg() or m.isdir() or m.ischr() or m.isblk() or m.isfifo():
+            m.mode &= ~0o7022
+        yield m
 
 
 def build(opts, store=None, progress=None):
