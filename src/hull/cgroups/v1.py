@@ -149,7 +149,7 @@ class Manager:
         self.hierarchies = hier  # subsystem -> mountpoint
         self.unified_mount = unified if mode == "hybrid" else None
         self.warnings = []
-        self._made = False  # this manager created the dirs already (apply before set)
+        self._made = False  # this manager created the dirs already (by set() or apply())
 
     # -- paths ------------------------------------------------------------------------------
     def dir(self, subsystem):
@@ -218,8 +218,8 @@ class Manager:
                         fs.write(d, f, val, self.fake)
 
     def apply(self, pid):
-        """Create the cgroup in every hierarchy and move `pid` into it."""
-        created = self._create()
+        """Create the cgroup in every hierarchy (unless set() did) and move `pid` into it."""
+        created = [] if self._made else self._create()
         try:
             for _, d in self._all_dirs():
                 fs.write(d, "cgroup.procs", str(pid), self.fake)

@@ -36,8 +36,9 @@ def run_child(ch, stage1, *args):
 class InitContext:
     """What the rootfs code needs to know about the namespaces it runs in."""
 
-    def __init__(self, spec, opts):
+    def __init__(self, spec, opts, ch=None):
         self.spec = spec
+        self.ch = ch
         self.no_pivot = opts.get("no_pivot", False)
         types = {ns["type"]: ns.get("path") for ns in spec["linux"].get("namespaces", ())}
         self.in_userns = "user" in types
@@ -45,16 +46,30 @@ class InitContext:
         self.new_netns = "network" in types and not types["network"]
         self.own_mountns = "mount" in types and not types["mount"]
         self.joined_mountns = bool(types.get("mount"))
-        self.host_cgroups = opts.get("cgroup_hierarchies", [])
+        self.host_cgroups = opts.get("cgroup_hierarchies")
         self.idmap_fds = opts.get("idmap_fds") or {}  # plan key -> detached idmapped tree fd
 
+    def join_cgroup(self):
+        """Wait until the parent has moved this init into the container's cgroup (START),
+        then unshare the cgroup namespace if one is asked for: its root is the cgroup the
+        process is in at that moment. Everything before (namespaces, mounts) overlaps with
+        the parent's cgroup set-up; nothing of the container runs before this."""
+        if self.host_cgroups is None:
+            self.host_cgroups = self.ch.recv(sync.START)["cgroup_hierarchies"]
+            if self.new_cgroupns:
+                namespaces.unshare(namespaces.CLONE_NEWCGROUP)
+
     def cgroup_hierarchies(self):
+        """(mountpoint, fstype, super options, container's subpath) per host hierarchy, for
+        `cgroup` mounts: known once the cgroup is joined."""
+        self.join_cgroup()
         return self.host_cgroups
 
 
 def create_stage1(ch, spec, opts):
+    """Namespaces, then the init forked into them. The cgroup namespace is left to the init
+    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
     preload(spec)  # before the user namespace: root inside may not read the host's Python
-    opts["cgroup_hierarchies"] = ch.recv(sync.START)["cgroup_hierarchies"]
     linux = spec["linux"]
     wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
     for t in namespaces.JOIN_ORDER:
@@ -69,7 +84,7 @@ def create_stage1(ch, spec, opts):
         _become_ns_root()
     flags = 0
     for t, path in wanted.items():
-        if t != "user" and not path:
+        if t not in ("user", "cgroup") and not path:
             flags |= namespaces.TYPES[t][0]
     if flags:
         namespaces.unshare(flags)
@@ -142,9 +157,10 @@ def container_init(ch, spec, opts):
     process.close_extra_fds(2 + preserve)
     fifo_fd = opts["fifo_fd"]  # opened by the parent: in a user namespace we may not reach it
     opts["landlock_fds"] = (fifo_fd,)
-    ctx = InitContext(spec, opts)
+    ctx = InitContext(spec, opts, ch)
 
     def before_pivot(_rootfs):
+        ctx.join_cgroup()  # if no `cgroup` mount did already
         hooks = spec.get("hooks") or {}
         if not any(hooks.get(k) for k in ("prestart", "createRuntime", "createContainer", "startContainer")):
             return  # nothing to run, nor a state to pass on: no round trip to the parent
@@ -166,6 +182,7 @@ def container_init(ch, spec, opts):
         # container's) mount table: hull mounts nothing there, it only changes root — to
         # root.path as seen in that table, also in a joined one (runc pivots into it there;
         # runtime-tools linux_ns_path runs /runtimetest from the bundle).
+        ctx.join_cgroup()
         before_pivot(spec["root"]["path"])
         # the rootfs may have no /proc: keep a handle on ours to reopen the exec fifo later
         opts["proc_fd_dir"] = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)

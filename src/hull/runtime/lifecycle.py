@@ -1,7 +1,7 @@
 """The OCI lifecycle, parent side: create, start, run, kill, delete, exec, and queries.
 
-`create` forks the container's stage 1 (init.py), applies cgroups to it, answers its named
-messages (write id maps, run hooks) until READY, records the state and returns, leaving the
+`create` forks the container's stage 1 (init.py), answers its named messages (write id maps,
+put the init into its cgroups, run hooks) until READY, records the state and returns, leaving the
 init waiting on the exec fifo. `start` opens the fifo. `run` = create + start + wait; it (and
 the engine) creates with `start_now`: the init does not wait on the fifo at all.
 """
@@ -163,20 +163,26 @@ def create(root, cid, bundle, opts):
         if console_sock:
             console_sock.close()
             console_sock = None
-        mgr.apply(stage1)
         resources = dict(linux.get("resources") or {})
         if "devices" in resources:
             from hull.runtime.devices import cgroup_rules
             resources["devices"] = cgroup_rules(resources["devices"], linux.get("devices"))
-        if resources:
+        if resources:  # the cgroup and its limits, while the child imports and unshares
             mgr.set(resources)
-        # `cgroup` mounts need the container's cgroup dirs, which exist only now
-        parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
         notify_fd = None
         while True:
             msg, fds = parent_ch.recv(with_fds=True)
             kind = msg["type"]
-            if kind == sync.WRITE_IDMAP:
+            if kind == sync.CHILD_PID:
+                # The init exists; while it builds its rootfs, it goes into its cgroup. It waits
+                # for START before its cgroup namespace, hooks and anything of the container.
+                init_pid = msg["pid"]
+                mgr.apply(init_pid)
+                # `cgroup` mounts need the container's cgroup dirs, which exist only now
+                parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
+                _reap(stage1)  # it has reported; it exits
+                stage1 = 0
+            elif kind == sync.WRITE_IDMAP:
                 from hull.kernel import idmap
                 idmap.write_maps(stage1, linux.get("uidMappings"), linux.get("gidMappings"))
                 # trees idmapped through the container's own user namespace (runtime/userns.py)
@@ -185,10 +191,6 @@ def create(root, cid, bundle, opts):
                     parent_ch.send(sync.IDMAP_DONE, fds=list(trees.values()), idmap_keys=list(trees))
                 finally:
                     userns.close(trees)
-            elif kind == sync.CHILD_PID:
-                init_pid = msg["pid"]
-                _reap(stage1)
-                stage1 = 0
             elif kind == sync.RUN_HOOKS:
                 hook_state["pid"] = init_pid
                 hooks = spec.get("hooks") or {}

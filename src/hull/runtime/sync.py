@@ -19,7 +19,7 @@ RUN_HOOKS = "RUN_HOOKS"          # mounts done, before pivot_root: parent runs p
 READY = "READY"                  # init set up; waiting on the exec fifo (may carry a seccomp fd)
 ERROR = "ERROR"
 # Parent -> child
-START = "START"                  # cgroups applied; the child may go on
+START = "START"                  # the init is in its cgroups: it may go on (cgroupns, hooks, pivot)
 IDMAP_DONE = "IDMAP_DONE"
 HOOKS_DONE = "HOOKS_DONE"
 
