@@ -66,10 +66,12 @@ class InitContext:
         return self.host_cgroups
 
 
-def create_stage1(ch, spec, opts):
-    """Namespaces, then the init forked into them. The cgroup namespace is left to the init
+def create_stage1(ch, spec):
+    """Namespaces, then the init forked into them. The options (and fds) the parent made
+    after the fork arrive once our imports are done. The cgroup namespace is left to the init
     (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
     preload(spec)  # before the user namespace: root inside may not read the host's Python
+    opts = sync.recv_options(ch)
     linux = spec["linux"]
     wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
     for t in namespaces.JOIN_ORDER:

@@ -99,29 +99,58 @@ def _kill_and_reap(pid):
 
 # ----------------------------------------------------------------------------- create
 def create(root, cid, bundle, opts):
-    """Create a container; returns its Container record (status "created")."""
-    from hull import cgroups
+    """Create a container; returns its Container record (status "created").
+
+    Stage 1 is forked as soon as the spec is loaded: it imports what the container side needs
+    while this process checks the spec and makes the state dir, the exec fifo and the rest of
+    the child's options, which follow in one OPTIONS message (with their fds)."""
     from hull.runtime import spec as specmod
     bundle = os.path.abspath(bundle)
     spec = opts.spec or specmod.load(bundle)  # `run` has loaded it already
     if not spec.get("process"):
         raise HullError("config.json: process: must be set to create a container")
-    linux = spec.setdefault("linux", {})
+    spec.setdefault("linux", {})
+    parent_ch, child_ch = sync.Channel.pair()
+    stage1 = os.fork()
+    if stage1 == 0:
+        parent_ch.close()
+        _child("create_stage1", child_ch, spec)
+    child_ch.close()
+    try:
+        c, cgroup_path = _create_record(root, cid, spec, opts)
+    except BaseException:
+        parent_ch.close()
+        _kill_and_reap(stage1)
+        _reap(stage1)
+        raise
+    return _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts)
+
+
+def _create_record(root, cid, spec, opts):
+    """What `create` checks before it makes anything, then the locked state dir; returns it
+    with the container's cgroup path."""
+    from hull import cgroups
     from hull.kernel import lsm
+    linux = spec["linux"]
     lsm.validate(spec)  # an AppArmor profile / SELinux label this kernel cannot apply: an error, not ignored
     cgroup_path = cgroups.resolve_path(linux.get("cgroupsPath"), cid, systemd=bool(opts.systemd_cgroup))
     if linux.get("resources"):
         cgroups.validate(linux["resources"])
-    proc = spec["process"]
-    if proc.get("terminal") and not opts.console_socket and not opts.console_fd:
+    if spec["process"].get("terminal") and not opts.console_socket and not opts.console_fd:
         raise HullError("cannot allocate tty if hull-runtime will detach without setting console socket")
+    return Container.new(root, cid), cgroup_path
 
+
+def _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts):
+    """The rest of `create`, with the state dir made and locked: undone entirely on error."""
+    from hull import cgroups
     from hull.runtime import userns
-    c = Container.new(root, cid)
+    cid, root, linux, proc = c.id, c.root, spec["linux"], spec["process"]
     helper_fds = {}
     mgr = None
-    stage1 = init_pid = 0
+    init_pid = 0
     console_sock = None
+    fifo_fd = None
     try:
         os.mkfifo(c.fifo, 0o622)
         os.chmod(c.fifo, 0o622)  # not subject to umask: a non-root container user must write it
@@ -134,30 +163,26 @@ def create(root, cid, bundle, opts):
         listen_fds = int(os.environ.get("LISTEN_FDS", "0") or 0) if os.environ.get("LISTEN_PID") in (None, str(os.getpid())) else 0
         fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
         child_opts = {
-            "fifo_fd": fifo_fd, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
+            "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
             "listen_fds": listen_fds, "state": hook_state,
             "no_new_keyring": opts.no_new_keyring, "start_now": bool(opts.start_now),
         }
+        fds = {"fifo_fd": fifo_fd}
         compile_seccomp(linux, root, child_opts)
         idmap_plan = userns.plan(spec)
-        if idmap_plan:  # idmapped mounts with their own mappings: made now, inherited
-            helper_fds = child_opts["idmap_fds"] = userns.helper_trees(idmap_plan)
+        if idmap_plan:  # idmapped mounts with their own mappings, made here
+            helper_fds = userns.helper_trees(idmap_plan)
+            fds.update((f"idmap:{k}", fd) for k, fd in helper_fds.items())
         if proc.get("terminal"):
             if opts.console_fd is not None:
-                child_opts["console_fd"] = opts.console_fd
+                fds["console_fd"] = opts.console_fd
             else:
                 from hull.runtime import console
                 console_sock = console.connect(opts.console_socket)
-                child_opts["console_fd"] = console_sock.fileno()
-            os.set_inheritable(child_opts["console_fd"], True)
-        parent_ch, child_ch = sync.Channel.pair()
-        stage1 = os.fork()
-        if stage1 == 0:
-            parent_ch.close()
-            c.unlock()  # our copy only; the container must not hold the state lock
-            _child("create_stage1", child_ch, spec, child_opts)
-        child_ch.close()
+                fds["console_fd"] = console_sock.fileno()
+        sync.send_options(parent_ch, child_opts, fds)
         os.close(fifo_fd)
+        fifo_fd = None
         userns.close(helper_fds)
         helper_fds = {}
         if console_sock:
@@ -167,7 +192,7 @@ def create(root, cid, bundle, opts):
         if "devices" in resources:
             from hull.runtime.devices import cgroup_rules
             resources["devices"] = cgroup_rules(resources["devices"], linux.get("devices"))
-        if resources:  # the cgroup and its limits, while the child imports and unshares
+        if resources:  # the cgroup and its limits, while the child unshares its namespaces
             mgr.set(resources)
         notify_fd = None
         while True:
@@ -224,6 +249,9 @@ def create(root, cid, bundle, opts):
         c.unlock()
         return c
     except BaseException:
+        parent_ch.close()
+        if fifo_fd is not None:
+            os.close(fifo_fd)
         userns.close(helper_fds)
         if console_sock:
             console_sock.close()

@@ -19,6 +19,7 @@ RUN_HOOKS = "RUN_HOOKS"          # mounts done, before pivot_root: parent runs p
 READY = "READY"                  # init set up; waiting on the exec fifo (may carry a seccomp fd)
 ERROR = "ERROR"
 # Parent -> child
+OPTIONS = "OPTIONS"              # what create made after the fork: options, fifo/console/idmap fds
 START = "START"                  # the init is in its cgroups: it may go on (cgroupns, hooks, pivot)
 IDMAP_DONE = "IDMAP_DONE"
 HOOKS_DONE = "HOOKS_DONE"
@@ -73,6 +74,28 @@ class Channel:
 
     def close(self):
         self.sock.close()
+
+
+def send_options(ch, opts, fds):
+    """OPTIONS: the child's options dict (bytes values as hex) and named fds."""
+    fields = {k: v.hex() if isinstance(v, bytes) else v for k, v in opts.items()}
+    ch.send(OPTIONS, fds=list(fds.values()), options=fields,
+            binary=[k for k, v in opts.items() if isinstance(v, bytes)], fd_names=list(fds))
+
+
+def recv_options(ch):
+    """The options send_options sent; fds under their names ("idmap:<key>" ones collected in
+    "idmap_fds")."""
+    msg, fds = ch.recv(OPTIONS, with_fds=True)
+    opts = msg["options"]
+    for k in msg["binary"]:
+        opts[k] = bytes.fromhex(opts[k])
+    for name, fd in zip(msg["fd_names"], fds):
+        if name.startswith("idmap:"):
+            opts.setdefault("idmap_fds", {})[name[len("idmap:"):]] = fd
+        else:
+            opts[name] = fd
+    return opts
 
 
 def recv_with_fds(sock, size, maxfds=64):
