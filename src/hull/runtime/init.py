@@ -129,8 +129,10 @@ def preload(spec):
     linux = spec.get("linux") or {}
     if proc.get("rlimits"):
         import resource  # noqa: F401
-    from hull.kernel import capabilities, lsm, mounts, prctl  # noqa: F401
+    from hull.kernel import capabilities, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
+    if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
+        from hull.kernel import lsm  # noqa: F401
     from hull.runtime import rootfs  # noqa: F401
     if any(ns.get("type") == "network" and not ns.get("path") for ns in linux.get("namespaces") or ()):
         from hull.kernel import netdev  # noqa: F401 - lo is brought up in the new netns
