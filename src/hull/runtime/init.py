@@ -186,7 +186,6 @@ def container_init(ch, spec, opts):
         # container's) mount table: hull mounts nothing there, it only changes root — to
         # root.path as seen in that table, also in a joined one (runc pivots into it there;
         # runtime-tools linux_ns_path runs /runtimetest from the bundle).
-        ctx.join_cgroup()
         before_pivot(spec["root"]["path"])
         # the rootfs may have no /proc: keep a handle on ours to reopen the exec fifo later
         opts["proc_fd_dir"] = os.open("/proc/self/fd", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
