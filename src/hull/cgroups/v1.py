@@ -149,7 +149,7 @@ class Manager:
         self.hierarchies = hier  # subsystem -> mountpoint
         self.unified_mount = unified if mode == "hybrid" else None
         self.warnings = []
-        self._made = False  # this manager created the dirs already (by set() or apply())
+        self._made = False  # the dirs exist: made by this manager's set() or apply()
 
     # -- paths ------------------------------------------------------------------------------
     def dir(self, subsystem):
@@ -189,7 +189,10 @@ class Manager:
 
     # -- lifecycle --------------------------------------------------------------------------
     def _create(self):
-        """mkdir in every hierarchy; returns created dirs (for cleanup on failure)."""
+        """mkdir in every hierarchy, once per manager (apply and set both ask); returns the
+        dirs created now (for cleanup on failure)."""
+        if self._made:
+            return []
         created = []
         try:
             for mnt, _ in self._all_dirs():
@@ -218,8 +221,8 @@ class Manager:
                         fs.write(d, f, val, self.fake)
 
     def apply(self, pid):
-        """Create the cgroup in every hierarchy (unless set() did) and move `pid` into it."""
-        created = [] if self._made else self._create()
+        """Create the cgroup in every hierarchy and move `pid` into it."""
+        created = self._create()
         try:
             for _, d in self._all_dirs():
                 fs.write(d, "cgroup.procs", str(pid), self.fake)
@@ -299,7 +302,7 @@ class Manager:
         writes = self.check(resources or {})
         if not writes:
             return
-        created = [] if self._made else self._create()
+        created = self._create()
         try:
             self._write_all(writes)
         except BaseException:

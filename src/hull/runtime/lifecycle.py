@@ -80,8 +80,8 @@ def _reap(pid):
 
 
 def _child(stage, ch, *args):
-    """The forked child: runs init.<stage> and never returns. init is imported here, while the
-    parent sets up the cgroups, not before the fork."""
+    """The forked child: runs init.<stage> and never returns. init is imported here, after
+    the fork, while the parent goes on with its own part."""
     try:
         from hull.runtime import init
         init.run_child(ch, getattr(init, stage), *args)
