@@ -14,7 +14,7 @@ This module is on hull-runtime's hot path: stdlib only at import; v1/v2 load on 
 
 import os
 
-from hull.errors import KernelError, SpecError
+from hull.errors import SpecError
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 HULL_PARENT = "/hull"
@@ -24,19 +24,23 @@ _mode_cache = {}
 
 
 def detect_mode(root=DEFAULT_ROOT):
-    """statfs(root): cgroup2 -> "unified"; else cgroup2 at root/unified -> "hybrid"; else "legacy"."""
+    """cgroup2 at root -> "unified"; else cgroup2 at root/unified -> "hybrid"; else "legacy".
+
+    A cgroup2 mount is known by its `cgroup.controllers`, a file only cgroup2 has (runc and
+    crun ask statfs for the same answer): no ctypes, which the runtime's parent process does
+    not otherwise load."""
     if root in _mode_cache:
         return _mode_cache[root]
-    from hull.kernel.statfs import CGROUP2_SUPER_MAGIC, fs_type
-    if fs_type(root) == CGROUP2_SUPER_MAGIC:
+    if _is_cgroup2(root):
         mode = UNIFIED
     else:
-        try:
-            mode = HYBRID if fs_type(os.path.join(root, "unified")) == CGROUP2_SUPER_MAGIC else LEGACY
-        except KernelError:  # ENOENT: no unified mount
-            mode = LEGACY
+        mode = HYBRID if _is_cgroup2(os.path.join(root, "unified")) else LEGACY
     _mode_cache[root] = mode
     return mode
+
+
+def _is_cgroup2(mount):
+    return os.path.exists(os.path.join(mount, "cgroup.controllers"))
 
 
 def _check_components(path, field):
@@ -135,8 +139,8 @@ def warm_migrations(root=DEFAULT_ROOT):
 def _own_procs_file(root):
     """cgroup.procs of the cgroup2 group this process is in; None without a cgroup2 mount or
     when that group is the machine's own (FORBIDDEN). The mount is found by its
-    cgroup.controllers (a cgroup2-only file), not by statfs: ctypes is not imported yet, and
-    the sooner the move starts, the sooner its wait is over."""
+    cgroup.controllers, as in detect_mode: the sooner the move starts, the sooner its wait is
+    over."""
     from hull.cgroups.fs import FORBIDDEN
     try:
         with open("/proc/self/cgroup") as f:
@@ -146,7 +150,7 @@ def _own_procs_file(root):
     if path is None or any(path == bad or path.startswith(bad + "/") for bad in FORBIDDEN):
         return None
     for mount in (root, os.path.join(root, "unified")):  # unified, then hybrid
-        if os.path.exists(os.path.join(mount, "cgroup.controllers")):
+        if _is_cgroup2(mount):
             return mount + path.rstrip("/") + "/cgroup.procs"
     return None
 

@@ -1,18 +1,28 @@
-"""pidfds and process identity: handles to processes without PID-reuse races."""
+"""pidfds and process identity: handles to processes without PID-reuse races.
+
+The stdlib has both calls (os.pidfd_open, _signal.pidfd_send_signal): no ctypes, which keeps
+this module off the cost of loading libc in the runtime's parent process."""
 
 import errno
 import os
 
+import _signal
+
 from hull.errors import KernelError
-from hull.kernel.libc import syscall
 
 
 def pidfd_open(pid):
-    return syscall("pidfd_open", pid, 0)
+    try:
+        return os.pidfd_open(pid)
+    except OSError as e:
+        raise KernelError(e.errno, "pidfd_open", str(pid)) from None
 
 
 def send_signal(pidfd, sig):
-    syscall("pidfd_send_signal", pidfd, sig, None, 0)
+    try:
+        _signal.pidfd_send_signal(pidfd, sig)
+    except OSError as e:
+        raise KernelError(e.errno, "pidfd_send_signal") from None
 
 
 def _stat_fields(pid):

@@ -2,13 +2,15 @@
 
 Outside a user namespace nodes are made with mknod; inside one mknod is not allowed, so the
 host's node is bind-mounted instead (what runc does for rootless containers).
+
+`cgroup_rules` is the runtime parent's part; it runs before the parent loads ctypes (if at
+all), so the node-making functions import kernel.mounts themselves.
 """
 
 import os
 import stat
 
 from hull.errors import KernelError
-from hull.kernel import mounts
 
 # (path, type, major, minor, mode) — what runc/docker always give a container.
 DEFAULT_DEVICES = (
@@ -40,6 +42,7 @@ def device_list(spec_devices):
 
 
 def create_devices(rootfs, spec_devices, in_userns):
+    from hull.kernel import mounts
     for dev in device_list(spec_devices):
         dest = mounts.secure_join(rootfs, dev["path"])
         os.makedirs(os.path.dirname(dest), exist_ok=True)
@@ -70,12 +73,14 @@ def _mknod(dev, dest):
 def _bind_host_device(host_path, dest):
     if not os.path.exists(host_path):
         return
+    from hull.kernel import mounts
     mounts.make_mountpoint(dest, is_dir=False)
     mounts.mount(host_path, dest, None, mounts.MS_BIND)
 
 
 def setup_ptmx(rootfs):
     """/dev/ptmx -> pts/ptmx so each container uses its own devpts instance."""
+    from hull.kernel import mounts
     ptmx = mounts.secure_join(rootfs, "/dev/ptmx")
     if os.path.lexists(ptmx):
         os.unlink(ptmx)

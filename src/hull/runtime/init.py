@@ -66,12 +66,17 @@ class InitContext:
         return self.host_cgroups
 
 
-def create_stage1(ch, spec):
-    """Namespaces, then the init forked into them. The options (and fds) the parent made
-    after the fork arrive once our imports are done. The cgroup namespace is left to the init
-    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
-    preload(spec)  # before the user namespace: root inside may not read the host's Python
+def create_stage1(ch, hold_fd):
+    """Namespaces, then the init forked into them. Forked before the parent has read the
+    spec (runtime/prefork.py): the spec, the options and the fds the parent made arrive in
+    OPTIONS, once the imports every container needs are done. The cgroup namespace is left to
+    the init (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile.
+    Stage 1 exits when the parent closes `hold_fd`: by then the parent is set to adopt the
+    init (its subreaper)."""
+    preload_common()
     opts = sync.recv_options(ch)
+    spec = opts.pop("spec")
+    preload(spec)  # before the user namespace: root inside may not read the host's Python
     linux = spec["linux"]
     wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
     for t in namespaces.JOIN_ORDER:
@@ -93,6 +98,7 @@ def create_stage1(ch, spec):
     if "time" in wanted and not wanted["time"] and linux.get("timeOffsets"):
         namespaces.write_time_offsets(linux["timeOffsets"])
     fork_stage2(ch, container_init, spec, opts)
+    os.read(hold_fd, 1)  # EOF: the parent has adopted the init
 
 
 def fork_stage2(ch, fn, *args):
@@ -119,6 +125,15 @@ def _become_ns_root():
         raise OSError("user namespace: uid/gid 0 must be mapped (linux.uidMappings/gidMappings)") from None
     # after a uid change the process is not dumpable; /proc/self/* writes need it (HOST-NOTES)
     prctl.set_dumpable(True)
+
+
+def preload_common():
+    """Import what nearly every container init uses, while the parent still reads the spec
+    and prepares OPTIONS; preload(spec) adds what this spec needs besides."""
+    import resource  # noqa: F401 - rlimits: runc's and podman's default specs set some
+    from hull.kernel import capabilities, mounts, netdev, prctl  # noqa: F401
+    capabilities.host_bounding()
+    from hull.runtime import rootfs  # noqa: F401
 
 
 def preload(spec):

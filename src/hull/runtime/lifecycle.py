@@ -13,7 +13,7 @@ import time
 
 from hull import OCI_VERSION
 from hull.errors import Conflict, HullError, NotFound
-from hull.kernel import pidfd, signals, system
+from hull.kernel import pidfd, signals
 from hull.runtime import sync
 from hull.runtime.state import Container, rfc3339_now
 
@@ -101,29 +101,24 @@ def _kill_and_reap(pid):
 def create(root, cid, bundle, opts):
     """Create a container; returns its Container record (status "created").
 
-    Stage 1 is forked as soon as the spec is loaded: it imports what the container side needs
-    while this process checks the spec and makes the state dir, the exec fifo and the rest of
-    the child's options, which follow in one OPTIONS message (with their fds)."""
-    from hull.runtime import spec as specmod
-    bundle = os.path.abspath(bundle)
-    spec = opts.spec or specmod.load(bundle)  # `run` has loaded it already
-    if not spec.get("process"):
-        raise HullError("config.json: process: must be set to create a container")
-    spec.setdefault("linux", {})
-    parent_ch, child_ch = sync.Channel.pair()
-    stage1 = os.fork()
-    if stage1 == 0:
-        parent_ch.close()
-        _child("create_stage1", child_ch, spec)
-    child_ch.close()
+    Stage 1 runs already (opts.stage1, forked by the command before its imports) or is forked
+    now: it imports what the container side needs while this process loads and checks the
+    spec and makes the state dir, the exec fifo and the rest of the child's options, which
+    follow with the spec in one OPTIONS message (with their fds)."""
+    from hull.runtime import prefork
+    stage1 = opts.stage1 or prefork.fork()
     try:
+        from hull.runtime import spec as specmod
+        bundle = os.path.abspath(bundle)
+        spec = opts.spec or specmod.load(bundle)  # `run` has loaded it already
+        if not spec.get("process"):
+            raise HullError("config.json: process: must be set to create a container")
+        spec.setdefault("linux", {})
         c, cgroup_path = _create_record(root, cid, spec, opts)
     except BaseException:
-        parent_ch.close()
-        _kill_and_reap(stage1)
-        _reap(stage1)
+        stage1.kill()
         raise
-    return _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts)
+    return _create_in(c, cgroup_path, stage1, spec, bundle, opts)
 
 
 def _create_record(root, cid, spec, opts):
@@ -141,11 +136,12 @@ def _create_record(root, cid, spec, opts):
     return Container.new(root, cid), cgroup_path
 
 
-def _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts):
+def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
     """The rest of `create`, with the state dir made and locked: undone entirely on error."""
     from hull import cgroups
     from hull.runtime import userns
     cid, root, linux, proc = c.id, c.root, spec["linux"], spec["process"]
+    parent_ch = stage1.ch
     helper_fds = {}
     mgr = None
     init_pid = 0
@@ -163,7 +159,7 @@ def _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts):
         listen_fds = int(os.environ.get("LISTEN_FDS", "0") or 0) if os.environ.get("LISTEN_PID") in (None, str(os.getpid())) else 0
         fifo_fd = os.open(c.fifo, os.O_PATH | os.O_CLOEXEC)
         child_opts = {
-            "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
+            "spec": spec, "no_pivot": opts.no_pivot, "preserve_fds": (opts.preserve_fds or 0) + listen_fds,
             "listen_fds": listen_fds, "state": hook_state,
             "no_new_keyring": opts.no_new_keyring, "start_now": bool(opts.start_now),
         }
@@ -205,13 +201,15 @@ def _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts):
                 mgr.apply(init_pid)
                 # `cgroup` mounts need the container's cgroup dirs, which exist only now
                 parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
-                _reap(stage1)  # it has reported; it exits
-                stage1 = 0
+                if opts.subreaper:  # `run` waits for the init, which stage 1 leaves to us
+                    from hull.kernel import system
+                    system.set_child_subreaper()
+                stage1.release()
             elif kind == sync.WRITE_IDMAP:
                 from hull.kernel import idmap
-                idmap.write_maps(stage1, linux.get("uidMappings"), linux.get("gidMappings"))
+                idmap.write_maps(stage1.pid, linux.get("uidMappings"), linux.get("gidMappings"))
                 # trees idmapped through the container's own user namespace (runtime/userns.py)
-                trees = userns.container_trees(idmap_plan, stage1) if idmap_plan else {}
+                trees = userns.container_trees(idmap_plan, stage1.pid) if idmap_plan else {}
                 try:
                     parent_ch.send(sync.IDMAP_DONE, fds=list(trees.values()), idmap_keys=list(trees))
                 finally:
@@ -249,16 +247,13 @@ def _create_in(c, cgroup_path, parent_ch, stage1, spec, bundle, opts):
         c.unlock()
         return c
     except BaseException:
-        parent_ch.close()
         if fifo_fd is not None:
             os.close(fifo_fd)
         userns.close(helper_fds)
         if console_sock:
             console_sock.close()
         _kill_and_reap(init_pid)
-        if stage1:
-            _kill_and_reap(stage1)
-            _reap(stage1)
+        stage1.kill()
         if mgr is not None:
             _destroy_cgroup(mgr)
         c.remove()
@@ -442,10 +437,14 @@ def _attach_and_wait(master, pid):
 def run(root, cid, bundle, opts):
     """create + start, then (unless detached) wait and delete; returns the exit code."""
     master = None
-    if not opts.detach:
-        system.set_child_subreaper()
+    opts["subreaper"] = not opts.detach
     from hull.runtime import spec as specmod
-    opts["spec"] = specmod.load(os.path.abspath(bundle))
+    try:
+        opts["spec"] = specmod.load(os.path.abspath(bundle))
+    except BaseException:
+        if opts.stage1:
+            opts.stage1.kill()
+        raise
     spec_terminal = bool((opts.spec.get("process") or {}).get("terminal"))
     if spec_terminal and not opts.console_socket and not opts.detach:
         import _socket
@@ -489,6 +488,7 @@ def exec_process(root, cid, proc, opts):
         except OSError as e:
             raise HullError(f"cannot read namespace {name} of container {cid}: {e.strerror}") from None
     if not opts.detach:
+        from hull.kernel import system
         system.set_child_subreaper()
     stage1 = pid = 0
     master = None

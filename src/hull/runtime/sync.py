@@ -45,8 +45,20 @@ class Channel:
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
         data = json.dumps(fields).encode()
+        payload_fd = None
+        if len(data) > _MAX:  # a big spec: the message travels in a memfd, the last fd attached
+            payload_fd = os.memfd_create("hull-sync", os.MFD_CLOEXEC)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(payload_fd, view):]
+            data = b'{"type": "%s", "payload_fd": true}' % kind.encode()
+            fds = [*fds, payload_fd]
         anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
-        self.sock.sendmsg([data], anc)
+        try:
+            self.sock.sendmsg([data], anc)
+        finally:
+            if payload_fd is not None:
+                os.close(payload_fd)
 
     def recv(self, *expected, with_fds=False):
         """Receive one message; ERROR becomes ChildError; EOF raises ChildError too.
@@ -57,6 +69,8 @@ class Channel:
                 os.close(fd)
             raise ChildError("container init exited before finishing setup")
         msg = json.loads(data)
+        if msg.get("payload_fd") and fds:
+            msg = json.loads(_read_all(fds.pop()))
         if msg["type"] == ERROR:
             for fd in fds:
                 os.close(fd)
@@ -96,6 +110,21 @@ def recv_options(ch):
         else:
             opts[name] = fd
     return opts
+
+
+def _read_all(fd):
+    """The whole content of a memfd from offset 0; closes it."""
+    try:
+        chunks = []
+        offset = 0
+        while True:
+            chunk = os.pread(fd, 1 << 20, offset)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+    finally:
+        os.close(fd)
 
 
 def recv_with_fds(sock, size, maxfds=64):

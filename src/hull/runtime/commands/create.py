@@ -1,6 +1,7 @@
-"""hull-runtime create [--bundle DIR] [--pid-file F] [--console-socket S] ID"""
+"""hull-runtime create [--bundle DIR] [--pid-file F] [--console-socket S] ID
 
-from hull.runtime import lifecycle
+create and run fork the container's stage 1 before they import the lifecycle code
+(runtime/prefork.py)."""
 
 
 def add_lifecycle_arguments(p):
@@ -18,6 +19,7 @@ def add_arguments(p):
 
 
 def options(ctx, args, **extra):
+    from hull.runtime import lifecycle
     return lifecycle.Options(
         pid_file=args.pid_file or None, console_socket=args.console_socket or None,
         preserve_fds=args.preserve_fds, no_pivot=args.no_pivot, no_new_keyring=args.no_new_keyring,
@@ -25,5 +27,8 @@ def options(ctx, args, **extra):
 
 
 def run(ctx, args):
-    lifecycle.create(ctx.root, args.container_id, args.bundle, options(ctx, args))
+    from hull.runtime import prefork
+    stage1 = prefork.fork()
+    from hull.runtime import lifecycle
+    lifecycle.create(ctx.root, args.container_id, args.bundle, options(ctx, args, stage1=stage1))
     return 0

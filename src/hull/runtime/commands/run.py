@@ -1,6 +1,5 @@
 """hull-runtime run [--detach] [--keep] [create flags] ID — exits with the container's code."""
 
-from hull.runtime import lifecycle
 from hull.runtime.commands import create
 
 
@@ -11,5 +10,8 @@ def add_arguments(p):
 
 
 def run(ctx, args):
-    opts = create.options(ctx, args, detach=args.detach, keep=args.keep)
+    from hull.runtime import prefork
+    stage1 = prefork.fork()
+    from hull.runtime import lifecycle
+    opts = create.options(ctx, args, detach=args.detach, keep=args.keep, stage1=stage1)
     return lifecycle.run(ctx.root, args.container_id, args.bundle, opts)

@@ -1,0 +1,68 @@
+"""A container's stage 1, forked before the runtime loads its own code.
+
+`hull-runtime create` and `run` fork it first thing: while the parent imports the lifecycle
+code, reads and checks the spec and makes the state dir, stage 1 imports the container-side
+modules (ctypes among them) on another CPU. Forking this early also keeps the heap the two
+processes share small, so fewer of its pages are copied on write afterwards. The spec and
+everything the parent made follow in one OPTIONS message (lifecycle.create).
+"""
+
+import os
+
+from hull.runtime import sync
+
+
+class Stage1:
+    """Stage 1 as the parent holds it: its pid, the channel to it, and the pipe whose write
+    end keeps it alive until the parent can adopt the init it forks."""
+
+    __slots__ = ("pid", "ch", "_hold")
+
+    def __init__(self, pid, ch, hold):
+        self.pid, self.ch, self._hold = pid, ch, hold
+
+    def release(self):
+        """Let stage 1 exit, which orphans the init to us if we are its subreaper; reap it."""
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+        self.reap()
+
+    def reap(self):
+        if self.pid:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = 0
+
+    def kill(self):
+        """On an error before the init exists: stop stage 1 and reap it."""
+        self.ch.close()
+        if self.pid:
+            try:
+                os.kill(self.pid, 9)
+            except ProcessLookupError:
+                pass
+        if self._hold is not None:
+            os.close(self._hold)
+            self._hold = None
+        self.reap()
+
+
+def fork():
+    """Fork stage 1 of `create`; returns the parent's Stage1."""
+    parent_ch, child_ch = sync.Channel.pair()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            parent_ch.close()
+            os.close(hold_w)
+            from hull.runtime import init
+            init.run_child(child_ch, init.create_stage1, hold_r)
+        finally:
+            os._exit(1)  # only if the import failed: run_child always exits
+    child_ch.close()
+    os.close(hold_r)
+    return Stage1(pid, parent_ch, hold_w)
