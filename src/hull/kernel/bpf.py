@@ -11,7 +11,7 @@ to (allow, type 'a'|'b'|'c', major or -1, minor or -1, access 'rwm'-subset). The
 rule wins (so the program tests them in reverse); nothing matching means deny.
 """
 
-import ctypes
+from hull.kernel import ffi
 import os
 import struct
 
@@ -111,12 +111,12 @@ def _bpf(cmd, attr, what, path=None, hint=None):
 
 def load_device_program(code):
     """BPF_PROG_LOAD a cgroup device program; returns its fd (verifier log in the error)."""
-    insns = ctypes.create_string_buffer(code, len(code))
-    lic = ctypes.create_string_buffer(b"Apache-2.0")
-    log = ctypes.create_string_buffer(65536)
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    insns = ffi.create_string_buffer(code, len(code))
+    lic = ffi.create_string_buffer(b"Apache-2.0")
+    log = ffi.create_string_buffer(65536)
+    attr = ffi.create_string_buffer(_ATTR_SIZE)
     struct.pack_into("<IIQQIIQ", attr, 0, BPF_PROG_TYPE_CGROUP_DEVICE, len(code) // 8,
-                     ctypes.addressof(insns), ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+                     ffi.addressof(insns), ffi.addressof(lic), 1, len(log), ffi.addressof(log))
     struct.pack_into("<16s", attr, 48, b"hull_devices")
     struct.pack_into("<I", attr, 68, BPF_CGROUP_DEVICE)
     def verifier_log():
@@ -136,9 +136,9 @@ def query(cgroup_dir):
     """(attach_flags, [prog ids]) of the device programs attached directly to `cgroup_dir`."""
     fd = _cgroup_fd(cgroup_dir)
     try:
-        ids = (ctypes.c_uint32 * 64)()
-        attr = ctypes.create_string_buffer(_ATTR_SIZE)
-        struct.pack_into("<IIIIQI", attr, 0, fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
+        ids = (ffi.c_uint32 * 64)()
+        attr = ffi.create_string_buffer(_ATTR_SIZE)
+        struct.pack_into("<IIIIQI", attr, 0, fd, BPF_CGROUP_DEVICE, 0, 0, ffi.addressof(ids), 64)
         _bpf(BPF_PROG_QUERY, attr, "PROG_QUERY", cgroup_dir)
         flags = struct.unpack_from("<I", attr, 12)[0]
         count = struct.unpack_from("<I", attr, 24)[0]
@@ -148,13 +148,13 @@ def query(cgroup_dir):
 
 
 def _prog_fd_by_id(prog_id):
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = ffi.create_string_buffer(_ATTR_SIZE)
     struct.pack_into("<I", attr, 0, prog_id)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr, "PROG_GET_FD_BY_ID")
 
 
 def _attach_cmd(cmd, cgroup_fd, prog_fd, flags, what, path):
-    attr = ctypes.create_string_buffer(_ATTR_SIZE)
+    attr = ffi.create_string_buffer(_ATTR_SIZE)
     struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags)
     return _bpf(cmd, attr, what, path)
 

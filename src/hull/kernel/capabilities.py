@@ -17,7 +17,7 @@ Across execve the kernel's rules apply, as in runc: uid 0 gets its permitted and
 from the bounding set; any other user keeps only the ambient set.
 """
 
-import ctypes
+from hull.kernel import ffi
 
 from hull.errors import HullError, KernelError, SpecError
 from hull.kernel import prctl as _prctl
@@ -51,17 +51,17 @@ _STATUS_KEYS = {"CapBnd": "bounding", "CapEff": "effective", "CapPrm": "permitte
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                ("inheritable", ctypes.c_uint32)]
+class _Data(ffi.Structure):
+    _fields_ = [("effective", ffi.c_uint32), ("permitted", ffi.c_uint32),
+                ("inheritable", ffi.c_uint32)]
 
 
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 # --- names and masks ----------------------------------------------------------------------------
@@ -186,9 +186,9 @@ def _capset(eff, perm, inh):
         data[i].effective = (eff >> shift) & 0xFFFFFFFF
         data[i].permitted = (perm >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inh >> shift) & 0xFFFFFFFF
-    ret = _syscall(ctypes.c_long(SYS["capset"]), ctypes.byref(hdr), ctypes.byref(data))
+    ret = _syscall(ffi.c_long(SYS["capset"]), ffi.byref(hdr), ffi.byref(data))
     if ret == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         raise KernelError(err, "capset", f"eff={eff:#x} perm={perm:#x} inh={inh:#x}")
 
 
@@ -196,9 +196,9 @@ def capget(pid=0):
     """(effective, permitted, inheritable) masks of `pid` (0 = this thread)."""
     hdr = _Header(_LINUX_CAPABILITY_VERSION_3, pid)
     data = (_Data * 2)()
-    ret = _syscall(ctypes.c_long(SYS["capget"]), ctypes.byref(hdr), ctypes.byref(data))
+    ret = _syscall(ffi.c_long(SYS["capget"]), ffi.byref(hdr), ffi.byref(data))
     if ret == -1:
-        raise KernelError(ctypes.get_errno(), "capget", str(pid))
+        raise KernelError(ffi.get_errno(), "capget", str(pid))
     return tuple(getattr(data[0], f) | getattr(data[1], f) << 32
                  for f in ("effective", "permitted", "inheritable"))
 

@@ -62,19 +62,19 @@ def idmapped_tree(source, userns_fd, recursive_clone=True, recursive_attr=True):
     """A detached clone of the mount tree at `source`, idmapped through the user namespace
     `userns_fd` (its maps: on-disk id containerID+i is seen as hostID+i). Returns the tree's
     O_PATH fd; attach it with attach_tree. Needs CAP_SYS_ADMIN over the filesystem (host root)."""
-    import ctypes
+    from hull.kernel import ffi
     from hull.kernel.libc import syscall
 
-    class MountAttr(ctypes.Structure):
-        _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                    ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    class MountAttr(ffi.Structure):
+        _fields_ = [("attr_set", ffi.c_uint64), ("attr_clr", ffi.c_uint64),
+                    ("propagation", ffi.c_uint64), ("userns_fd", ffi.c_uint64)]
 
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive_clone else 0)
     fd = syscall("open_tree", -100, source, flags, path=source)  # AT_FDCWD
     try:
         attr = MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
         syscall("mount_setattr", fd, "", AT_EMPTY_PATH | (AT_RECURSIVE if recursive_attr else 0),
-                ctypes.byref(attr), ctypes.sizeof(attr), path=source)
+                ffi.byref(attr), ffi.sizeof(attr), path=source)
     except BaseException:
         os.close(fd)
         raise
@@ -122,7 +122,7 @@ def supported():
     """Whether this kernel has mount_setattr (idmapped mounts, 5.12+): probe with a bad fd
     (EBADF: the call exists; ENOSYS: it does not). Filesystems may still refuse."""
     from hull.kernel.libc import libc, SYS
-    import ctypes
-    ret = libc.syscall(ctypes.c_long(SYS["mount_setattr"]), ctypes.c_long(-1), ctypes.c_char_p(b""),
-                       ctypes.c_ulong(AT_EMPTY_PATH), None, ctypes.c_ulong(0))
-    return not (ret == -1 and ctypes.get_errno() == 38)
+    from hull.kernel import ffi
+    ret = libc.syscall(ffi.c_long(SYS["mount_setattr"]), ffi.c_long(-1), ffi.c_char_p(b""),
+                       ffi.c_ulong(AT_EMPTY_PATH), None, ffi.c_ulong(0))
+    return not (ret == -1 and ffi.get_errno() == 38)

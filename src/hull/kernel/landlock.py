@@ -11,7 +11,7 @@ pivot_root (paths are the container's) and before capabilities are dropped, so i
 CAP_SYS_ADMIN instead of no_new_privs. ``abi()`` returns the kernel's ABI (0: unavailable).
 """
 
-import ctypes
+from hull.kernel import ffi
 import os
 
 from hull.errors import HullError, KernelError, SpecError
@@ -52,26 +52,26 @@ PORT_KEYS = ("bind_tcp", "connect_tcp")
 KNOWN_KEYS = set(PATH_KEYS) | set(PORT_KEYS) | {"scope", "best_effort", "log", "paths"}
 
 
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+class _RulesetAttr(ffi.Structure):
+    _fields_ = [("handled_access_fs", ffi.c_uint64), ("handled_access_net", ffi.c_uint64),
+                ("scoped", ffi.c_uint64)]
 
 
-class _PathBeneathAttr(ctypes.Structure):
+class _PathBeneathAttr(ffi.Structure):
     _pack_ = 1
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+    _fields_ = [("allowed_access", ffi.c_uint64), ("parent_fd", ffi.c_int32)]
 
 
-class _NetPortAttr(ctypes.Structure):
-    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
+class _NetPortAttr(ffi.Structure):
+    _fields_ = [("allowed_access", ffi.c_uint64), ("port", ffi.c_uint64)]
 
 
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 def _sys(name, *args):
-    return _syscall(ctypes.c_long(SYS[name]), *args)
+    return _syscall(ffi.c_long(SYS[name]), *args)
 
 
 _abi = None
@@ -81,8 +81,8 @@ def abi():
     """The kernel's Landlock ABI version (0 when Landlock is not available or disabled)."""
     global _abi
     if _abi is None:
-        ret = _sys("landlock_create_ruleset", ctypes.c_void_p(0), ctypes.c_size_t(0),
-                   ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+        ret = _sys("landlock_create_ruleset", ffi.c_void_p(0), ffi.c_size_t(0),
+                   ffi.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
         _abi = ret if ret > 0 else 0
     return _abi
 
@@ -256,9 +256,9 @@ def apply(rules, allow_fds=()):
     level = p["abi"]
     attr = _RulesetAttr(p["handled_fs"], p["handled_net"], p["scoped"])
     size = 24 if level >= 6 else 16 if level >= 4 else 8
-    ruleset = _sys("landlock_create_ruleset", ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = _sys("landlock_create_ruleset", ffi.byref(attr), ffi.c_size_t(size), ffi.c_uint32(0))
     if ruleset < 0:
-        raise KernelError(ctypes.get_errno(), "landlock_create_ruleset", f"ABI {level}")
+        raise KernelError(ffi.get_errno(), "landlock_create_ruleset", f"ABI {level}")
     try:
         for path, names in p["paths"]:
             _add_path(ruleset, path, names)
@@ -268,11 +268,11 @@ def apply(rules, allow_fds=()):
                 _add_fd(ruleset, fd, [n for n in _WRITE if n in known], f"fd {fd}")
         for key, port in p["ports"]:
             na = _NetPortAttr(NET[key][0], port)
-            if _sys("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
-                    ctypes.byref(na), ctypes.c_uint32(0)) < 0:
-                raise KernelError(ctypes.get_errno(), "landlock_add_rule", f"{key} port {port}")
-        if _sys("landlock_restrict_self", ctypes.c_int(ruleset), ctypes.c_uint32(p["flags"])) < 0:
-            err = ctypes.get_errno()
+            if _sys("landlock_add_rule", ffi.c_int(ruleset), ffi.c_int(LANDLOCK_RULE_NET_PORT),
+                    ffi.byref(na), ffi.c_uint32(0)) < 0:
+                raise KernelError(ffi.get_errno(), "landlock_add_rule", f"{key} port {port}")
+        if _sys("landlock_restrict_self", ffi.c_int(ruleset), ffi.c_uint32(p["flags"])) < 0:
+            err = ffi.get_errno()
             hint = "needs no_new_privs or CAP_SYS_ADMIN" if err == 1 else None
             raise KernelError(err, "landlock_restrict_self", None, hint)
     finally:
@@ -302,6 +302,6 @@ def _add_fd(ruleset, fd, names, label):
     if not mask:
         return
     pb = _PathBeneathAttr(mask, fd)
-    if _sys("landlock_add_rule", ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
-            ctypes.byref(pb), ctypes.c_uint32(0)) < 0:
-        raise KernelError(ctypes.get_errno(), "landlock_add_rule", label)
+    if _sys("landlock_add_rule", ffi.c_int(ruleset), ffi.c_int(LANDLOCK_RULE_PATH_BENEATH),
+            ffi.byref(pb), ffi.c_uint32(0)) < 0:
+        raise KernelError(ffi.get_errno(), "landlock_add_rule", label)

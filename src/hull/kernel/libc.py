@@ -1,22 +1,21 @@
-"""The one place libc is loaded. Every syscall wrapper in kernel/ goes through `check`.
+"""The one place libc is loaded (through kernel/ffi.py, the slice of ctypes hull uses). Every
+syscall wrapper in kernel/ goes through `check`.
 
 ctypes passes plain ints to variadic syscall() as 32-bit values, so `syscall` wraps every
 argument in c_ulong / c_char_p (HOST-NOTES).
 """
 
-import ctypes
+from hull.kernel import ffi
 
 from hull.errors import KernelError
 
-libc = ctypes.CDLL("libc.so.6", use_errno=True)  # not find_library: it runs ldconfig
+libc = ffi.CDLL("libc.so.6", use_errno=True)  # not find_library: it runs ldconfig
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 # x86_64 numbers for calls glibc 2.36 has no wrapper for.
 SYS = {
     "pivot_root": 155,
-    "pidfd_send_signal": 424,
-    "pidfd_open": 434,
     "clone3": 435,
     "pidfd_getfd": 438,
     "open_tree": 428,
@@ -38,23 +37,23 @@ SYS = {
 def check(ret, call, path=None, hint=None):
     """Raise KernelError(errno, call, path) when a libc call returned -1."""
     if ret == -1:
-        raise KernelError(ctypes.get_errno(), call, path, hint)
+        raise KernelError(ffi.get_errno(), call, path, hint)
     return ret
 
 
 def _arg(a):
     if isinstance(a, int):
-        return ctypes.c_ulong(a & 0xFFFFFFFFFFFFFFFF)
+        return ffi.c_ulong(a & 0xFFFFFFFFFFFFFFFF)
     if isinstance(a, str):
-        return ctypes.c_char_p(a.encode())
+        return ffi.c_char_p(a.encode())
     if isinstance(a, bytes) or a is None:
-        return ctypes.c_char_p(a)
+        return ffi.c_char_p(a)
     return a  # already a ctypes object or pointer
 
 
 def syscall(name, *args, path=None):
     """Raw syscall by name with errno checking."""
-    ret = _syscall(ctypes.c_long(SYS[name]), *(_arg(a) for a in args))
+    ret = _syscall(ffi.c_long(SYS[name]), *(_arg(a) for a in args))
     return check(ret, name, path)
 
 

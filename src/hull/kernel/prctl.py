@@ -7,7 +7,7 @@ after ``setresuid`` in a user namespace (HOST-NOTES), ``set_personality(domain, 
 ``linux.personality``.
 """
 
-import ctypes
+from hull.kernel import ffi
 
 from hull.errors import KernelError, SpecError
 from hull.kernel.libc import SYS, check, libc
@@ -29,15 +29,15 @@ PR_CAP_AMBIENT_LOWER = 3
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _prctl = libc.prctl
-_prctl.restype = ctypes.c_int
+_prctl.restype = ffi.c_int
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0, *, what=None):
     """prctl(2) with every argument passed as unsigned long; raises KernelError on -1."""
-    ret = _prctl(ctypes.c_int(option), ctypes.c_ulong(a2), ctypes.c_ulong(a3),
-                 ctypes.c_ulong(a4), ctypes.c_ulong(a5))
+    ret = _prctl(ffi.c_int(option), ffi.c_ulong(a2), ffi.c_ulong(a3),
+                 ffi.c_ulong(a4), ffi.c_ulong(a5))
     return check(ret, what or f"prctl({option})")
 
 
@@ -80,9 +80,9 @@ def set_pdeathsig(sig):
 
 
 def get_pdeathsig():
-    out = ctypes.c_int(0)
-    ret = _prctl(ctypes.c_int(PR_GET_PDEATHSIG), ctypes.byref(out), ctypes.c_ulong(0),
-                 ctypes.c_ulong(0), ctypes.c_ulong(0))
+    out = ffi.c_int(0)
+    ret = _prctl(ffi.c_int(PR_GET_PDEATHSIG), ffi.byref(out), ffi.c_ulong(0),
+                 ffi.c_ulong(0), ffi.c_ulong(0))
     check(ret, "prctl(PR_GET_PDEATHSIG)")
     return out.value
 
@@ -135,12 +135,12 @@ def validate_personality(personality, path="linux.personality"):
 def set_personality(domain, flags=()):
     """personality(2) for OCI `linux.personality`. Returns the previous persona."""
     value = personality_value(domain, flags)
-    ret = _syscall(ctypes.c_long(SYS["personality"]), ctypes.c_ulong(value))
+    ret = _syscall(ffi.c_long(SYS["personality"]), ffi.c_ulong(value))
     return check(ret, "personality", f"{domain} {'|'.join(flags or ())}".strip())
 
 
 def get_personality():
-    ret = _syscall(ctypes.c_long(SYS["personality"]), ctypes.c_ulong(0xFFFFFFFF))
+    ret = _syscall(ffi.c_long(SYS["personality"]), ffi.c_ulong(0xFFFFFFFF))
     return check(ret, "personality")
 
 

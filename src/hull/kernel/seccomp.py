@@ -25,7 +25,7 @@ Behaviour choices, as runc:
   program for that (runc patches its filter the same way).
 """
 
-import ctypes
+from hull.kernel import ffi
 import os
 
 from hull.errors import HullError, KernelError, SpecError
@@ -197,13 +197,13 @@ def uses_notify(spec):
 
 # --- libseccomp, loaded lazily ---------------------------------------------------------------------
 
-class _ArgCmp(ctypes.Structure):
-    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int),
-                ("datum_a", ctypes.c_uint64), ("datum_b", ctypes.c_uint64)]
+class _ArgCmp(ffi.Structure):
+    _fields_ = [("arg", ffi.c_uint), ("op", ffi.c_int),
+                ("datum_a", ffi.c_uint64), ("datum_b", ffi.c_uint64)]
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(ffi.Structure):
+    _fields_ = [("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint)]
 
 
 _lib = None
@@ -216,27 +216,27 @@ def _libseccomp():
     global _lib
     if _lib is None:
         try:
-            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+            lib = ffi.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as e:
             raise HullError(f"cannot load libseccomp.so.2 ({e}); install libseccomp2") from None
-        lib.seccomp_init.restype = ctypes.c_void_p
-        lib.seccomp_init.argtypes = [ctypes.c_uint32]
-        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_init.restype = ffi.c_void_p
+        lib.seccomp_init.argtypes = [ffi.c_uint32]
+        lib.seccomp_release.argtypes = [ffi.c_void_p]
         lib.seccomp_release.restype = None
-        lib.seccomp_arch_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
-        lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
-        lib.seccomp_arch_native.restype = ctypes.c_uint32
-        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
-        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
-        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
-        lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
-                                               ctypes.c_uint, ctypes.POINTER(_ArgCmp)]
-        lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
-        lib.seccomp_load.argtypes = [ctypes.c_void_p]
-        lib.seccomp_notify_fd.argtypes = [ctypes.c_void_p]
-        lib.seccomp_version.restype = ctypes.POINTER(_Version)
-        lib.seccomp_api_get.restype = ctypes.c_uint
+        lib.seccomp_arch_add.argtypes = [ffi.c_void_p, ffi.c_uint32]
+        lib.seccomp_arch_resolve_name.argtypes = [ffi.c_char_p]
+        lib.seccomp_arch_resolve_name.restype = ffi.c_uint32
+        lib.seccomp_arch_native.restype = ffi.c_uint32
+        lib.seccomp_attr_set.argtypes = [ffi.c_void_p, ffi.c_int, ffi.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ffi.c_char_p]
+        lib.seccomp_syscall_resolve_name_arch.argtypes = [ffi.c_uint32, ffi.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [ffi.c_void_p, ffi.c_uint32, ffi.c_int,
+                                               ffi.c_uint, ffi.POINTER(_ArgCmp)]
+        lib.seccomp_export_bpf.argtypes = [ffi.c_void_p, ffi.c_int]
+        lib.seccomp_load.argtypes = [ffi.c_void_p]
+        lib.seccomp_notify_fd.argtypes = [ffi.c_void_p]
+        lib.seccomp_version.restype = ffi.POINTER(_Version)
+        lib.seccomp_api_get.restype = ffi.c_uint
         _lib = lib
     return _lib
 
@@ -299,7 +299,7 @@ def _build(spec):
     default = action_value(spec["defaultAction"], spec.get("defaultErrnoRet"))
     ctx = lib.seccomp_init(default)
     if not ctx:
-        raise KernelError(ctypes.get_errno() or 22, "seccomp_init", spec["defaultAction"])
+        raise KernelError(ffi.get_errno() or 22, "seccomp_init", spec["defaultAction"])
     skipped = []
     try:
         lib.seccomp_attr_set(ctx, _FLTATR_CTL_NNP, 0)
@@ -394,12 +394,12 @@ def compile(spec, cache_dir=None):  # noqa: A001 - the public name the runtime c
 
 # --- load -----------------------------------------------------------------------------------------
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+class _SockFprog(ffi.Structure):
+    _fields_ = [("len", ffi.c_ushort), ("filter", ffi.c_char_p)]
 
 
 _syscall = libc.syscall
-_syscall.restype = ctypes.c_long
+_syscall.restype = ffi.c_long
 
 
 def load_program(prog, flags=0):
@@ -408,10 +408,10 @@ def load_program(prog, flags=0):
     if not prog or len(prog) % 8:
         raise HullError(f"seccomp: invalid BPF program ({len(prog)} bytes)")
     fprog = _SockFprog(len(prog) // 8, prog)
-    ret = _syscall(ctypes.c_long(SYS["seccomp"]), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
-                   ctypes.c_ulong(flags), ctypes.byref(fprog))
+    ret = _syscall(ffi.c_long(SYS["seccomp"]), ffi.c_ulong(SECCOMP_SET_MODE_FILTER),
+                   ffi.c_ulong(flags), ffi.byref(fprog))
     if ret == -1:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         hint = None
         if err == 13:  # EACCES
             hint = "set no_new_privs first (prctl.set_no_new_privs) or hold CAP_SYS_ADMIN"
@@ -512,9 +512,9 @@ def send_listener_fd(listener_path, fd, state_json_bytes, metadata=""):
 # --- features ----------------------------------------------------------------------------------
 
 def _action_available(value):
-    v = ctypes.c_uint32(value)
-    ret = _syscall(ctypes.c_long(SYS["seccomp"]), ctypes.c_ulong(SECCOMP_GET_ACTION_AVAIL),
-                   ctypes.c_ulong(0), ctypes.byref(v))
+    v = ffi.c_uint32(value)
+    ret = _syscall(ffi.c_long(SYS["seccomp"]), ffi.c_ulong(SECCOMP_GET_ACTION_AVAIL),
+                   ffi.c_ulong(0), ffi.byref(v))
     return ret == 0
 
 
@@ -522,9 +522,9 @@ def _flag_supported(flag):
     # seccomp(SET_MODE_FILTER, flag, NULL): EFAULT means the flag was accepted, EINVAL not.
     if flag == FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
         flag |= _FLAG_NEW_LISTENER
-    ret = _syscall(ctypes.c_long(SYS["seccomp"]), ctypes.c_ulong(SECCOMP_SET_MODE_FILTER),
-                   ctypes.c_ulong(flag), ctypes.c_void_p(0))
-    return ret == -1 and ctypes.get_errno() == 14
+    ret = _syscall(ffi.c_long(SYS["seccomp"]), ffi.c_ulong(SECCOMP_SET_MODE_FILTER),
+                   ffi.c_ulong(flag), ffi.c_void_p(0))
+    return ret == -1 and ffi.get_errno() == 14
 
 
 def features():

@@ -71,10 +71,10 @@ def set_child_subreaper():
 
 def join_session_keyring(name):
     """A new session keyring so containers don't share the host's keys (runc does this)."""
-    import ctypes
+    from hull.kernel import ffi
     from hull.kernel.libc import syscall
     try:
-        syscall("keyctl", KEYCTL_JOIN_SESSION_KEYRING, ctypes.c_char_p(name.encode()))
+        syscall("keyctl", KEYCTL_JOIN_SESSION_KEYRING, ffi.c_char_p(name.encode()))
     except KernelError as e:
         if e.errno not in (38, 1, 13):  # ENOSYS, EPERM, EACCES: keyrings unavailable/denied
             raise

@@ -1,0 +1,82 @@
+"""The part of ctypes that hull's kernel wrappers use, built on the C module `_ctypes`.
+
+Importing the `ctypes` package costs ~4 ms on this kind of machine (it defines every C type,
+the Windows and endian variants, and several function prototypes); `_ctypes` alone ~1 ms.
+The container side of hull-runtime loads these wrappers once per container, so they use this
+module. The objects are the C module's own: `Structure`, `byref`, `POINTER`, the simple types'
+behaviour and calls through `CDLL` work exactly as with ctypes.
+"""
+
+import _ctypes
+from _ctypes import POINTER, Structure, addressof, byref, get_errno, sizeof
+
+__all__ = ["POINTER", "Structure", "addressof", "byref", "get_errno", "sizeof", "c_int", "c_uint",
+           "c_long", "c_ulong", "c_ushort", "c_char", "c_char_p", "c_void_p", "c_int32", "c_uint32",
+           "c_uint64", "c_size_t", "create_string_buffer", "CDLL"]
+
+
+class c_int(_ctypes._SimpleCData):
+    _type_ = "i"
+
+
+class c_uint(_ctypes._SimpleCData):
+    _type_ = "I"
+
+
+class c_long(_ctypes._SimpleCData):
+    _type_ = "l"
+
+
+class c_ulong(_ctypes._SimpleCData):
+    _type_ = "L"
+
+
+class c_ushort(_ctypes._SimpleCData):
+    _type_ = "H"
+
+
+class c_char(_ctypes._SimpleCData):
+    _type_ = "c"
+
+
+class c_char_p(_ctypes._SimpleCData):
+    _type_ = "z"
+
+
+class c_void_p(_ctypes._SimpleCData):
+    _type_ = "P"
+
+
+# x86_64 / aarch64 (LP64): int is 32 bits, long 64
+c_int32 = c_int
+c_uint32 = c_uint
+c_uint64 = c_ulong
+c_size_t = c_ulong
+
+
+def create_string_buffer(size):
+    """A zeroed char[size] (with .raw and .value, as ctypes')."""
+    return (c_char * size)()
+
+
+class CDLL:
+    """A shared library whose functions return int and set errno (use_errno=True) by default;
+    `lib.name` is the C function, its argtypes/restype settable as with ctypes."""
+
+    def __init__(self, name, use_errno=True):
+        flags = _ctypes.FUNCFLAG_CDECL | (_ctypes.FUNCFLAG_USE_ERRNO if use_errno else 0)
+
+        class _FuncPtr(_ctypes.CFuncPtr):
+            _flags_ = flags
+            _restype_ = c_int
+        self._FuncPtr = _FuncPtr
+        self._name = name
+        self._handle = _ctypes.dlopen(name, 0)  # RTLD_LOCAL; _ctypes adds RTLD_NOW
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        func = self._FuncPtr((name, self))
+        func.__name__ = name
+        setattr(self, name, func)
+        return func
