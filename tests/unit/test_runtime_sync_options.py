@@ -26,3 +26,40 @@ def test_options_round_trip_with_bytes_and_named_fds(tmp_path):
             os.close(fd)
         parent.close()
         child.close()
+
+
+def test_a_spec_bigger_than_a_packet_travels_in_a_memfd(tmp_path):
+    """A spec with, say, a large environment exceeds one SOCK_SEQPACKET packet."""
+    parent, child = sync.Channel.pair()
+    fifo = os.open(tmp_path, os.O_PATH)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    try:
+        spec = {"process": {"env": [f"VAR{i}={'x' * 100}" for i in range(2000)]}}
+        sync.send_options(parent, {"spec": spec, "no_pivot": False}, {"fifo_fd": fifo})
+        got = sync.recv_options(child)
+        assert got["spec"] == spec and got["no_pivot"] is False
+        assert os.path.samestat(os.fstat(got["fifo_fd"]), os.stat(tmp_path))
+        os.close(got["fifo_fd"])
+        assert len(os.listdir("/proc/self/fd")) == fds_before  # the memfd is closed on both sides
+    finally:
+        os.close(fifo)
+        parent.close()
+        child.close()
+
+
+def test_an_error_sent_before_exiting_with_unread_messages_still_arrives():
+    """An init that fails before reading START closes its end with START unread: the kernel
+    reports ECONNRESET first, and the ERROR it sent must still be read."""
+    parent, child = sync.Channel.pair()
+    try:
+        parent.send(sync.START, cgroup_hierarchies=[])  # never read by the child
+        child.send(sync.ERROR, message="rootfs '/x' is not reachable")
+        child.close()
+        try:
+            parent.recv()
+        except sync.ChildError as e:
+            assert "rootfs '/x' is not reachable" in str(e)
+        else:
+            raise AssertionError("the child's ERROR was not raised")
+    finally:
+        parent.close()

@@ -204,11 +204,11 @@ def capget(pid=0):
 
 
 def drop_bounding(keep_mask):
-    """PR_CAPBSET_DROP every capability 0..cap_last_cap not in keep_mask (needs CAP_SETPCAP)."""
+    """PR_CAPBSET_DROP every capability 0..cap_last_cap not in keep_mask (needs CAP_SETPCAP).
+    Those the bounding set lacks already (host_bounding, read before) are skipped."""
+    have = host_bounding()
     for num in range(last_cap() + 1):
-        if keep_mask >> num & 1:
-            continue
-        if not _prctl.prctl(_prctl.PR_CAPBSET_READ, num, what="prctl(PR_CAPBSET_READ)"):
+        if keep_mask >> num & 1 or not have >> num & 1:
             continue
         try:
             _prctl.prctl(_prctl.PR_CAPBSET_DROP, num, what="prctl(PR_CAPBSET_DROP)")

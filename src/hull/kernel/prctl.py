@@ -30,15 +30,14 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _prctl = libc.prctl
 _prctl.restype = ffi.c_int
+_prctl.argtypes = (ffi.c_int, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong, ffi.c_ulong)  # converted in C
 _syscall = libc.syscall
 _syscall.restype = ffi.c_long
 
 
 def prctl(option, a2=0, a3=0, a4=0, a5=0, *, what=None):
     """prctl(2) with every argument passed as unsigned long; raises KernelError on -1."""
-    ret = _prctl(ffi.c_int(option), ffi.c_ulong(a2), ffi.c_ulong(a3),
-                 ffi.c_ulong(a4), ffi.c_ulong(a5))
-    return check(ret, what or f"prctl({option})")
+    return check(_prctl(option, a2, a3, a4, a5), what or f"prctl({option})")
 
 
 # --- no_new_privs, dumpable, keepcaps, pdeathsig -------------------------------------------
@@ -81,8 +80,7 @@ def set_pdeathsig(sig):
 
 def get_pdeathsig():
     out = ffi.c_int(0)
-    ret = _prctl(ffi.c_int(PR_GET_PDEATHSIG), ffi.byref(out), ffi.c_ulong(0),
-                 ffi.c_ulong(0), ffi.c_ulong(0))
+    ret = _prctl(PR_GET_PDEATHSIG, ffi.addressof(out), 0, 0, 0)
     check(ret, "prctl(PR_GET_PDEATHSIG)")
     return out.value
 

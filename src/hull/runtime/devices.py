@@ -43,13 +43,19 @@ def device_list(spec_devices):
 
 def create_devices(rootfs, spec_devices, in_userns):
     from hull.kernel import mounts
-    for dev in device_list(spec_devices):
-        dest = mounts.secure_join(rootfs, dev["path"])
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if in_userns:
-            _bind_host_device(dev["path"], dest)
-        else:
-            _mknod(dev, dest)
+    umask = os.umask(0)  # the nodes get their fileMode as it is, with no chmod after each
+    try:
+        for dev in device_list(spec_devices):
+            dest = mounts.secure_join(rootfs, dev["path"])
+            parent = os.path.dirname(dest)
+            if not os.path.isdir(parent):
+                os.makedirs(parent)
+            if in_userns:
+                _bind_host_device(dev["path"], dest)
+            else:
+                _mknod(dev, dest)
+    finally:
+        os.umask(umask)
     for target, link in SYMLINKS:
         path = mounts.secure_join(rootfs, link)
         if not os.path.lexists(path):
@@ -57,6 +63,7 @@ def create_devices(rootfs, spec_devices, in_userns):
 
 
 def _mknod(dev, dest):
+    """The node, with umask 0 (create_devices): mode as given, owned by us unless told."""
     mode = dev.get("fileMode", 0o666) & 0o7777
     kind = _TYPES[dev["type"]]
     if os.path.lexists(dest):
@@ -64,8 +71,11 @@ def _mknod(dev, dest):
     try:
         os.mknod(dest, mode | kind, os.makedev(dev.get("major", 0), dev.get("minor", 0))
                  if kind != stat.S_IFIFO else 0)
-        os.chmod(dest, mode)  # mknod is subject to umask
-        os.chown(dest, dev.get("uid", 0) or 0, dev.get("gid", 0) or 0)
+        uid, gid = dev.get("uid", 0) or 0, dev.get("gid", 0) or 0
+        if (uid, gid) != (os.geteuid(), os.getegid()):
+            os.chown(dest, uid, gid)
+            if mode & 0o6000:
+                os.chmod(dest, mode)  # chown cleared the setuid/setgid bits
     except OSError as e:
         raise KernelError(e.errno, "mknod", dev["path"]) from None
 

@@ -205,6 +205,15 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                     from hull.kernel import system
                     system.set_child_subreaper()
                 stage1.release()
+                # the state, while the init builds its rootfs (removed again if that fails)
+                c.data = {
+                    "ociVersion": spec.get("ociVersion", OCI_VERSION), "id": cid, "pid": init_pid,
+                    "initStartTime": pidfd.start_time(init_pid), "bundle": bundle,
+                    "rootfs": spec["root"]["path"], "created": rfc3339_now(), "owner": "",
+                    "annotations": spec.get("annotations") or {}, "cgroupPath": cgroup_path,
+                    "config": spec, "systemdCgroup": bool(opts.systemd_cgroup),
+                }
+                c.save()
             elif kind == sync.WRITE_IDMAP:
                 from hull.kernel import idmap
                 idmap.write_maps(stage1.pid, linux.get("uidMappings"), linux.get("gidMappings"))
@@ -226,14 +235,6 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 notify_fd = fds[0] if fds else None
                 break
         parent_ch.close()
-        c.data = {
-            "ociVersion": spec.get("ociVersion", OCI_VERSION), "id": cid, "pid": init_pid,
-            "initStartTime": pidfd.start_time(init_pid), "bundle": bundle,
-            "rootfs": spec["root"]["path"], "created": rfc3339_now(), "owner": "",
-            "annotations": spec.get("annotations") or {}, "cgroupPath": cgroup_path,
-            "config": spec, "systemdCgroup": bool(opts.systemd_cgroup),
-        }
-        c.save()
         if notify_fd is not None:
             from hull.kernel import seccomp
             seccomp.send_listener_fd(linux["seccomp"]["listenerPath"], notify_fd,
@@ -369,6 +370,11 @@ def delete(root, cid, force=False):
         if force:
             return
         raise
+    _delete(c, force)
+
+
+def _delete(c, force):
+    cid = c.id
     c.lock()
     status = c.status()
     if status in ("running", "paused") and not force:
@@ -461,7 +467,7 @@ def run(root, cid, bundle, opts):
         return 0
     code = _attach_and_wait(master, c.pid)
     if not opts.keep:
-        delete(root, cid, force=True)
+        _delete(c, force=True)  # the record create returned: no need to read it back
     return code
 
 

@@ -129,7 +129,13 @@ def _read_all(fd):
 
 def recv_with_fds(sock, size, maxfds=64):
     """recvmsg returning (data, [fds]) — what socket.recv_fds does, on a bare _socket."""
-    data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
+    try:
+        data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
+    except ConnectionResetError:
+        # The peer exited without reading all we sent (an init that failed before START):
+        # the kernel reports that first, and once, ahead of what the peer sent before it
+        # closed (its ERROR). Read on.
+        data, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(maxfds * 4))
     fds = []
     for level, kind, payload in anc:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
