@@ -2,9 +2,24 @@
 
 import json
 import os
+import time
 
 import pytest
 from runtime_util import make_bundle, unique_id
+
+
+def _processes_of(cid):
+    """Processes with `cid` among their arguments: what a hull-runtime create for it forked
+    (stage 1 and the init are forks of it, with its command line), if any outlived it."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if cid.encode() in f.read().split(b"\0"):
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def assert_clean_failure(runtime, r, *needles):
@@ -15,6 +30,12 @@ def assert_clean_failure(runtime, r, *needles):
     for n in needles:
         assert n in err, err
     assert runtime.ids() == []
+    # stage 1 may have made the namespaces and forked the init before the spec was refused
+    cid = str(r.args[-1])
+    deadline = time.monotonic() + 2
+    while _processes_of(cid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _processes_of(cid) == []
 
 
 def test_malformed_json(runtime, tmp_path):

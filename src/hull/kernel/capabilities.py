@@ -259,10 +259,11 @@ def apply(caps, keep_uid_change=True):
     return masks
 
 
-def after_setuid(caps):
+def after_setuid(caps, masks=None):
     """Second half of apply(keep_uid_change=True), after setresuid to the container user:
-    the exact effective/permitted/inheritable sets, the ambient set, keepcaps off."""
-    masks = validate(caps)
+    the exact effective/permitted/inheritable sets, the ambient set, keepcaps off. `masks`:
+    what apply returned, not validated again."""
+    masks = masks or validate(caps)
     _capset(masks["effective"], masks["permitted"], masks["inheritable"])
     set_ambient(masks["ambient"])
     _prctl.set_keepcaps(False)

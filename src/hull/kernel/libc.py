@@ -31,6 +31,7 @@ SYS = {
     "capset": 126,
     "personality": 135,
     "keyctl": 250,
+    "close_range": 436,
 }
 
 

@@ -1,6 +1,7 @@
 """Mounts: mount/umount2/pivot_root, the OCI mount-option table, and safe paths in a rootfs."""
 
 import os
+import stat
 
 from hull.errors import KernelError
 from hull.kernel.libc import check, fsencode, libc, syscall
@@ -109,33 +110,38 @@ def set_propagation(target, flags):
 
 def secure_join(root, unsafe):
     """Resolve `unsafe` inside `root` as if root were "/": symlinks and `..` never leave root.
-    (The idea of filepath-securejoin; resolution is done component by component.)"""
+    (The idea of filepath-securejoin; resolution is done component by component, one lstat
+    each, none once a component is missing: nothing below it exists to be a link.)"""
     root = os.path.abspath(root)
-    parts = [p for p in unsafe.split("/") if p not in ("", ".")]
+    base = "" if root == "/" else root
+    parts = [p for p in reversed(unsafe.split("/")) if p and p != "."]
     resolved = []
     links = 0
+    missing = False
     while parts:
-        part = parts.pop(0)
+        part = parts.pop()
         if part == "..":
             if resolved:
                 resolved.pop()
+            missing = False  # back up to what exists: what follows may be a link again
             continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st_islink = os.path.islink(candidate)
-        except OSError:
-            st_islink = False
-        if st_islink:
-            links += 1
-            if links > 255:
-                raise KernelError(40, "resolve", unsafe)  # ELOOP
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
+        candidate = f"{base}/{'/'.join(resolved)}/{part}" if resolved else f"{base}/{part}"
+        if not missing:
+            try:
+                is_link = stat.S_ISLNK(os.lstat(candidate).st_mode)
+            except OSError:
+                is_link, missing = False, True
+            if is_link:
+                links += 1
+                if links > 255:
+                    raise KernelError(40, "resolve", unsafe)  # ELOOP
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    resolved = []
+                parts += [p for p in reversed(target.split("/")) if p and p != "."]
+                continue
         resolved.append(part)
-    return os.path.join(root, *resolved)
+    return f"{base}/{'/'.join(resolved)}" if resolved else root
 
 
 def make_mountpoint(path, is_dir=True, mode=0o755):

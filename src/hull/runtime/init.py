@@ -11,6 +11,7 @@ rlimits → landlock → user + capabilities → no_new_privs → seccomp (last)
 
 import os
 
+from hull.errors import HullError
 from hull.kernel import namespaces, system
 from hull.runtime import process, sync
 
@@ -66,17 +67,53 @@ class InitContext:
         return self.host_cgroups
 
 
-def create_stage1(ch, hold_fd):
-    """Namespaces, then the init forked into them. Forked before the parent has read the
-    spec (runtime/prefork.py): the spec, the options and the fds the parent made arrive in
-    OPTIONS, once the imports every container needs are done. The cgroup namespace is left to
-    the init (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile.
-    Stage 1 exits when the parent closes `hold_fd`: by then the parent is set to adopt the
-    init (its subreaper)."""
-    preload_common()
-    opts = sync.recv_options(ch)
-    spec = opts.pop("spec")
-    preload(spec)  # before the user namespace: root inside may not read the host's Python
+def create_stage1(ch, hold_fd, early_spec=None):
+    """Namespaces, then the init forked into them. Forked before the parent has checked the
+    spec (runtime/prefork.py); the spec, the options and the fds the parent made arrive in
+    OPTIONS. The cgroup namespace is left to the init (InitContext.join_cgroup): the parent
+    moves the init into its cgroup meanwhile. Stage 1 exits when the parent closes
+    `hold_fd`: by then the parent is set to adopt the init (its subreaper).
+
+    `early_spec`: config.json as the parent read it, not checked yet. When it only asks for
+    new namespaces (no user or time namespace, nothing joined), they are made and the init is
+    forked at once, and the init takes OPTIONS (with the checked spec) itself. Nothing of the
+    container happens before the checked spec has arrived; a check that fails kills both."""
+    flags = _early_namespace_flags(early_spec)
+    if flags is not None:
+        preload(early_spec)
+        if flags:
+            namespaces.unshare(flags)
+        fork_stage2(ch, container_init, None, {"early_namespaces": _namespace_plan(early_spec)})
+    else:
+        preload_common()
+        opts = sync.recv_options(ch)
+        spec = opts.pop("spec")
+        preload(spec)  # before the user namespace: root inside may not read the host's Python
+        _namespaces_then_init(ch, spec, opts)
+    os.read(hold_fd, 1)  # EOF: the parent has adopted the init
+
+
+def _namespace_plan(spec):
+    return sorted((ns["type"], ns.get("path") or None) for ns in spec["linux"].get("namespaces") or ())
+
+
+def _early_namespace_flags(spec):
+    """CLONE_NEW* flags for the namespaces a not yet checked spec asks for, or None when they
+    need the parent first (a user namespace's id maps, a time namespace's offsets, a path to
+    join) or the spec is not even shaped like one."""
+    try:
+        flags = 0
+        for ns in spec["linux"]["namespaces"]:
+            if ns.get("path") or ns["type"] in ("user", "time"):
+                return None
+            if ns["type"] != "cgroup":
+                flags |= namespaces.TYPES[ns["type"]][0]
+        return flags
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _namespaces_then_init(ch, spec, opts):
     linux = spec["linux"]
     wanted = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces", ())}
     for t in namespaces.JOIN_ORDER:
@@ -98,7 +135,6 @@ def create_stage1(ch, hold_fd):
     if "time" in wanted and not wanted["time"] and linux.get("timeOffsets"):
         namespaces.write_time_offsets(linux["timeOffsets"])
     fork_stage2(ch, container_init, spec, opts)
-    os.read(hold_fd, 1)  # EOF: the parent has adopted the init
 
 
 def fork_stage2(ch, fn, *args):
@@ -132,7 +168,8 @@ def preload_common():
     and prepares OPTIONS; preload(spec) adds what this spec needs besides."""
     import resource  # noqa: F401 - rlimits: runc's and podman's default specs set some
     from hull.kernel import capabilities, mounts, netdev, prctl  # noqa: F401
-    capabilities.host_bounding()
+    capabilities.host_bounding()  # both cached now: read from /proc, the host's
+    capabilities.last_cap()
     from hull.runtime import rootfs  # noqa: F401
 
 
@@ -146,6 +183,7 @@ def preload(spec):
         import resource  # noqa: F401
     from hull.kernel import capabilities, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
+    capabilities.last_cap()
     if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
         from hull.kernel import lsm  # noqa: F401
     from hull.runtime import rootfs  # noqa: F401
@@ -166,6 +204,12 @@ def preload(spec):
 
 def container_init(ch, spec, opts):
     from hull.runtime import rootfs
+    if spec is None:  # stage 1 went ahead with the namespaces: the checked spec comes now
+        early = opts["early_namespaces"]
+        opts = sync.recv_options(ch)
+        spec = opts.pop("spec")
+        if _namespace_plan(spec) != early:
+            raise HullError("config.json changed while the container was being created")
     os.setsid()
     if not opts.get("no_new_keyring"):
         # its own session keyring, so the container cannot read the host's keys (runc does this)
@@ -300,9 +344,9 @@ def apply_process(proc, linux, annotations, opts=None):
         notify_fd = load_seccomp(opts)
     from hull.kernel import capabilities
     caps = proc.get("capabilities") or {}
-    capabilities.apply(caps)                 # bounding/inheritable now, keeps setuid caps
+    masks = capabilities.apply(caps)         # bounding/inheritable now, keeps setuid caps
     process.set_user(proc.get("user") or {})
-    capabilities.after_setuid(caps)          # exact sets and ambient, as the container user
+    capabilities.after_setuid(caps, masks)   # exact sets and ambient, as the container user
     process.chdir(proc.get("cwd") or "/")
     if proc.get("noNewPrivileges"):
         prctl.set_no_new_privs()

@@ -106,11 +106,12 @@ def create(root, cid, bundle, opts):
     spec and makes the state dir, the exec fifo and the rest of the child's options, which
     follow with the spec in one OPTIONS message (with their fds)."""
     from hull.runtime import prefork
-    stage1 = opts.stage1 or prefork.fork()
+    stage1 = opts.stage1 or prefork.fork(spec=opts.spec)
     try:
         from hull.runtime import spec as specmod
         bundle = os.path.abspath(bundle)
-        spec = opts.spec or specmod.load(bundle)  # `run` has loaded it already
+        # `run` has loaded it already; stage 1 got the same bytes
+        spec = opts.spec or specmod.load(bundle, data=stage1.config)
         if not spec.get("process"):
             raise HullError("config.json: process: must be set to create a container")
         spec.setdefault("linux", {})
@@ -446,7 +447,7 @@ def run(root, cid, bundle, opts):
     opts["subreaper"] = not opts.detach
     from hull.runtime import spec as specmod
     try:
-        opts["spec"] = specmod.load(os.path.abspath(bundle))
+        opts["spec"] = specmod.load(os.path.abspath(bundle), data=opts.stage1 and opts.stage1.config)
     except BaseException:
         if opts.stage1:
             opts.stage1.kill()

@@ -9,6 +9,7 @@ everything the parent made follow in one OPTIONS message (lifecycle.create).
 
 import os
 
+from hull import jsonfast as json
 from hull.runtime import sync
 
 
@@ -16,10 +17,11 @@ class Stage1:
     """Stage 1 as the parent holds it: its pid, the channel to it, and the pipe whose write
     end keeps it alive until the parent can adopt the init it forks."""
 
-    __slots__ = ("pid", "ch", "_hold")
+    __slots__ = ("pid", "ch", "_hold", "config")
 
-    def __init__(self, pid, ch, hold):
+    def __init__(self, pid, ch, hold, config):
         self.pid, self.ch, self._hold = pid, ch, hold
+        self.config = config  # config.json's bytes as stage 1 got them, or None
 
     def release(self):
         """Let stage 1 exit, which orphans the init to us if we are its subreaper; reap it."""
@@ -50,8 +52,20 @@ class Stage1:
         self.reap()
 
 
-def fork():
-    """Fork stage 1 of `create`; returns the parent's Stage1."""
+def fork(bundle=None, spec=None):
+    """Fork stage 1 of `create`; returns the parent's Stage1.
+
+    With `bundle`, config.json is read first (not checked: the parent does that, on the same
+    bytes, Stage1.config); or `spec` is the checked spec already. Stage 1 makes the
+    namespaces it names and forks the init while the parent checks it (init.create_stage1)."""
+    config = None
+    if spec is None and bundle is not None:
+        try:
+            with open(os.path.join(bundle, "config.json"), "rb") as f:
+                config = f.read()
+            spec = json.loads(config)
+        except (OSError, ValueError, RecursionError):
+            spec = None  # the parent's own read says what is wrong
     parent_ch, child_ch = sync.Channel.pair()
     hold_r, hold_w = os.pipe()
     pid = os.fork()
@@ -60,9 +74,9 @@ def fork():
             parent_ch.close()
             os.close(hold_w)
             from hull.runtime import init
-            init.run_child(child_ch, init.create_stage1, hold_r)
+            init.run_child(child_ch, init.create_stage1, hold_r, spec)
         finally:
             os._exit(1)  # only if the import failed: run_child always exits
     child_ch.close()
     os.close(hold_r)
-    return Stage1(pid, parent_ch, hold_w)
+    return Stage1(pid, parent_ch, hold_w, config)

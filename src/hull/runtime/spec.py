@@ -701,18 +701,20 @@ def apply_defaults(spec, bundle_dir):
     return spec
 
 
-def load(bundle_dir, *, require_process=True, check_rootfs=True, warn=None):
+def load(bundle_dir, *, require_process=True, check_rootfs=True, warn=None, data=None):
     """Read `<bundle_dir>/config.json`, validate it, and return it with defaults applied.
 
     root.path comes back absolute (relative paths are relative to the bundle). With
-    check_rootfs, a missing rootfs directory is a SpecError on `root.path`.
+    check_rootfs, a missing rootfs directory is a SpecError on `root.path`. `data`: the
+    file's bytes, read already (hull-runtime's stage 1 got the same bytes).
     """
     import os
 
     path = os.path.join(bundle_dir, "config.json")
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
     except FileNotFoundError:
         if not os.path.isdir(bundle_dir):
             _err("config.json", f"bundle directory {bundle_dir} does not exist")
@@ -742,11 +744,7 @@ def rlimit_name(type, path="process.rlimits"):
     """Map "RLIMIT_NOFILE" to this platform's resource number; unknown names are a SpecError."""
     if not isinstance(type, str) or type not in RLIMITS:
         _err(path, f"unknown rlimit type {_show(type)} (expected one of {', '.join(RLIMITS)})")
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - resource exists on every Linux Python
-        return RLIMITS[type]
-    return getattr(resource, type, RLIMITS[type])
+    return RLIMITS[type]
 
 
 def namespace_map(spec):

@@ -28,7 +28,7 @@ def options(ctx, args, **extra):
 
 def run(ctx, args):
     from hull.runtime import prefork
-    stage1 = prefork.fork()
+    stage1 = prefork.fork(args.bundle)
     from hull.runtime import lifecycle
     lifecycle.create(ctx.root, args.container_id, args.bundle, options(ctx, args, stage1=stage1))
     return 0

@@ -11,7 +11,7 @@ def add_arguments(p):
 
 def run(ctx, args):
     from hull.runtime import prefork
-    stage1 = prefork.fork()
+    stage1 = prefork.fork(args.bundle)
     from hull.runtime import lifecycle
     opts = create.options(ctx, args, detach=args.detach, keep=args.keep, stage1=stage1)
     return lifecycle.run(ctx.root, args.container_id, args.bundle, opts)
