@@ -12,7 +12,7 @@ from _ctypes import POINTER, Structure, addressof, byref, get_errno, sizeof
 
 __all__ = ["POINTER", "Structure", "addressof", "byref", "get_errno", "sizeof", "c_int", "c_uint",
            "c_long", "c_ulong", "c_ushort", "c_char", "c_char_p", "c_void_p", "c_int32", "c_uint32",
-           "c_uint64", "c_size_t", "create_string_buffer", "CDLL"]
+           "c_uint64", "c_size_t", "create_string_buffer", "CDLL", "PyDLL"]
 
 
 class c_int(_ctypes._SimpleCData):
@@ -61,10 +61,14 @@ def create_string_buffer(size):
 
 class CDLL:
     """A shared library whose functions return int and set errno (use_errno=True) by default;
-    `lib.name` is the C function, its argtypes/restype settable as with ctypes."""
+    `lib.name` is the C function, its argtypes/restype settable as with ctypes. Calls release
+    the GIL, as ctypes' do."""
+
+    _hold_gil = 0
 
     def __init__(self, name, use_errno=True):
-        flags = _ctypes.FUNCFLAG_CDECL | (_ctypes.FUNCFLAG_USE_ERRNO if use_errno else 0)
+        flags = (_ctypes.FUNCFLAG_CDECL | self._hold_gil
+                 | (_ctypes.FUNCFLAG_USE_ERRNO if use_errno else 0))
 
         class _FuncPtr(_ctypes.CFuncPtr):
             _flags_ = flags
@@ -80,3 +84,10 @@ class CDLL:
         func.__name__ = name
         setattr(self, name, func)
         return func
+
+
+class PyDLL(CDLL):
+    """Like CDLL, but calls keep the GIL (ctypes.PyDLL): for the interpreter's own C API, and
+    for a call during which no other thread may run Python code (clone.fork_sibling)."""
+
+    _hold_gil = _ctypes.FUNCFLAG_PYTHONAPI

@@ -15,6 +15,7 @@ _syscall.restype = ffi.c_long
 
 # x86_64 numbers for calls glibc 2.36 has no wrapper for.
 SYS = {
+    "clone": 56,
     "pivot_root": 155,
     "clone3": 435,
     "pidfd_getfd": 438,

@@ -12,7 +12,7 @@ rlimits → landlock → user + capabilities → no_new_privs → seccomp (last)
 import os
 
 from hull.errors import HullError
-from hull.kernel import namespaces, system
+from hull.kernel import clone, namespaces, system
 from hull.runtime import process, sync
 
 
@@ -67,12 +67,11 @@ class InitContext:
         return self.host_cgroups
 
 
-def create_stage1(ch, hold_fd, early_spec=None):
-    """Namespaces, then the init forked into them. Forked before the parent has checked the
-    spec (runtime/prefork.py); the spec, the options and the fds the parent made arrive in
-    OPTIONS. The cgroup namespace is left to the init (InitContext.join_cgroup): the parent
-    moves the init into its cgroup meanwhile. Stage 1 exits when the parent closes
-    `hold_fd`: by then the parent is set to adopt the init (its subreaper).
+def create_stage1(ch, early_spec=None):
+    """Namespaces, then the init forked into them (the runtime's child, not ours). Forked
+    before the parent has checked the spec (runtime/prefork.py); the spec, the options and
+    the fds the parent made arrive in OPTIONS. The cgroup namespace is left to the init
+    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile.
 
     `early_spec`: config.json as the parent read it, not checked yet. When it only asks for
     new namespaces (no user or time namespace, nothing joined), they are made and the init is
@@ -90,7 +89,6 @@ def create_stage1(ch, hold_fd, early_spec=None):
         spec = opts.pop("spec")
         preload(spec)  # before the user namespace: root inside may not read the host's Python
         _namespaces_then_init(ch, spec, opts)
-    os.read(hold_fd, 1)  # EOF: the parent has adopted the init
 
 
 def _namespace_plan(spec):
@@ -138,10 +136,11 @@ def _namespaces_then_init(ch, spec, opts):
 
 
 def fork_stage2(ch, fn, *args):
-    """Fork stage 2 and report its pid. Stage 2 waits until CHILD_PID is sent, so the parent
-    always knows the pid before any message of stage 2 arrives."""
+    """Fork stage 2 as the runtime's child (CLONE_PARENT) and report its pid. Stage 2 waits
+    until CHILD_PID is sent, so the parent always knows the pid before any message of stage 2
+    arrives."""
     r, w = os.pipe()
-    pid = os.fork()
+    pid = clone.fork_sibling()
     if pid == 0:
         os.close(w)
         os.read(r, 1)  # EOF once stage 1 has reported

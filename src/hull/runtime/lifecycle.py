@@ -142,6 +142,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
     from hull import cgroups
     from hull.runtime import userns
     cid, root, linux, proc = c.id, c.root, spec["linux"], spec["process"]
+    new_ns = {ns["type"] for ns in linux.get("namespaces") or () if not ns.get("path")}
     parent_ch = stage1.ch
     helper_fds = {}
     mgr = None
@@ -202,10 +203,12 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 mgr.apply(init_pid)
                 # `cgroup` mounts need the container's cgroup dirs, which exist only now
                 parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
-                if opts.subreaper:  # `run` waits for the init, which stage 1 leaves to us
+                if opts.subreaper and "pid" not in new_ns:
+                    # `run` reaps what the container leaves orphaned, as runc does; with a pid
+                    # namespace of its own, its init does (and the init is our child anyway)
                     from hull.kernel import system
                     system.set_child_subreaper()
-                stage1.release()
+                stage1.reap()  # it has reported; it exits
                 # the state, while the init builds its rootfs (removed again if that fails)
                 c.data = {
                     "ociVersion": spec.get("ociVersion", OCI_VERSION), "id": cid, "pid": init_pid,

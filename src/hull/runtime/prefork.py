@@ -14,21 +14,14 @@ from hull.runtime import sync
 
 
 class Stage1:
-    """Stage 1 as the parent holds it: its pid, the channel to it, and the pipe whose write
-    end keeps it alive until the parent can adopt the init it forks."""
+    """Stage 1 as the parent holds it: its pid and the channel to it (which the init it
+    forks inherits)."""
 
-    __slots__ = ("pid", "ch", "_hold", "config")
+    __slots__ = ("pid", "ch", "config")
 
-    def __init__(self, pid, ch, hold, config):
-        self.pid, self.ch, self._hold = pid, ch, hold
+    def __init__(self, pid, ch, config):
+        self.pid, self.ch = pid, ch
         self.config = config  # config.json's bytes as stage 1 got them, or None
-
-    def release(self):
-        """Let stage 1 exit, which orphans the init to us if we are its subreaper; reap it."""
-        if self._hold is not None:
-            os.close(self._hold)
-            self._hold = None
-        self.reap()
 
     def reap(self):
         if self.pid:
@@ -46,9 +39,6 @@ class Stage1:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
-        if self._hold is not None:
-            os.close(self._hold)
-            self._hold = None
         self.reap()
 
 
@@ -67,16 +57,13 @@ def fork(bundle=None, spec=None):
         except (OSError, ValueError, RecursionError):
             spec = None  # the parent's own read says what is wrong
     parent_ch, child_ch = sync.Channel.pair()
-    hold_r, hold_w = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
             parent_ch.close()
-            os.close(hold_w)
             from hull.runtime import init
-            init.run_child(child_ch, init.create_stage1, hold_r, spec)
+            init.run_child(child_ch, init.create_stage1, spec)
         finally:
             os._exit(1)  # only if the import failed: run_child always exits
     child_ch.close()
-    os.close(hold_r)
-    return Stage1(pid, parent_ch, hold_w, config)
+    return Stage1(pid, parent_ch, config)
