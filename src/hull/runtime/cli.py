@@ -38,6 +38,7 @@ class Context:
         self.log_format = ns.log_format
         self.debug = ns.debug
         self.systemd_cgroup = ns.systemd_cgroup
+        self.stage1 = None  # create/run: the container's stage 1 (runtime/prefork.py)
 
     def log_line(self, level, msg):
         if not self.log:
@@ -118,14 +119,18 @@ def main(argv=None):
         print(_usage())
         return 0
     ctx = Context(ns)
+    if name in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
+        from hull import cgroups
+        cgroups.warm_migrations()
+    if name in ("create", "run"):
+        # the container's stage 1 next, before our own imports: see runtime/prefork.py
+        from hull.runtime import prefork
+        ctx.stage1 = prefork.fork()
     if name not in COMMANDS:
         msg = f"No help topic for '{command}'"
         sys.stderr.write(f"hull-runtime: {msg}\n")
         ctx.log_line("error", msg)
         return 3  # runc (urfave/cli) exits 3 for an unknown command
-    if name in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
-        from hull import cgroups
-        cgroups.warm_migrations()
     from hull.runtime.flags import FlagParser, split_trailing
     try:
         __import__(f"hull.runtime.commands.{name}")
@@ -153,6 +158,9 @@ def main(argv=None):
         return code
     except KeyboardInterrupt:
         return 130
+    finally:
+        if ctx.stage1 is not None:  # not taken over by create (a usage error, --help)
+            ctx.stage1.kill()
 
 
 if __name__ == "__main__":

@@ -105,8 +105,11 @@ def create(root, cid, bundle, opts):
     now: it imports what the container side needs while this process loads and checks the
     spec and makes the state dir, the exec fifo and the rest of the child's options, which
     follow with the spec in one OPTIONS message (with their fds)."""
-    from hull.runtime import prefork
-    stage1 = opts.stage1 or prefork.fork(spec=opts.spec)
+    stage1 = opts.stage1
+    if stage1 is None:  # called in-process (the engine): fork it now
+        from hull.runtime import prefork
+        stage1 = prefork.fork()
+        stage1.early(bundle=None if opts.spec else bundle, spec=opts.spec)
     try:
         from hull.runtime import spec as specmod
         bundle = os.path.abspath(bundle)

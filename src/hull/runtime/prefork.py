@@ -1,10 +1,14 @@
 """A container's stage 1, forked before the runtime loads its own code.
 
-`hull-runtime create` and `run` fork it first thing: while the parent imports the lifecycle
+`hull-runtime create` and `run` fork it first thing, as soon as the global flags say which
+command this is (cli.main): while the parent parses its arguments, imports the lifecycle
 code, reads and checks the spec and makes the state dir, stage 1 imports the container-side
 modules (ctypes among them) on another CPU. Forking this early also keeps the heap the two
-processes share small, so fewer of its pages are copied on write afterwards. The spec and
-everything the parent made follow in one OPTIONS message (lifecycle.create).
+processes share small, so fewer of its pages are copied on write afterwards.
+
+Two messages follow: EARLY, config.json as read (Stage1.early), on which stage 1 may make the
+namespaces and fork the init before the spec is checked; then OPTIONS, the checked spec and
+everything the parent made (lifecycle.create).
 """
 
 import os
@@ -22,6 +26,21 @@ class Stage1:
     def __init__(self, pid, ch, config):
         self.pid, self.ch = pid, ch
         self.config = config  # config.json's bytes as stage 1 got them, or None
+
+    def early(self, bundle=None, spec=None):
+        """Send EARLY: config.json read from `bundle` (kept in .config for the parent's own
+        check: both see the same bytes), or `spec`, checked already."""
+        text = None
+        if spec is not None:
+            text = json.dumps(spec)
+        elif bundle is not None:
+            try:
+                with open(os.path.join(bundle, "config.json"), "rb") as f:
+                    self.config = f.read()
+                text = self.config.decode()
+            except (OSError, UnicodeDecodeError):
+                text = None  # the parent's own read says what is wrong
+        self.ch.send(sync.EARLY, config=text)
 
     def reap(self):
         if self.pid:
@@ -42,28 +61,16 @@ class Stage1:
         self.reap()
 
 
-def fork(bundle=None, spec=None):
-    """Fork stage 1 of `create`; returns the parent's Stage1.
-
-    With `bundle`, config.json is read first (not checked: the parent does that, on the same
-    bytes, Stage1.config); or `spec` is the checked spec already. Stage 1 makes the
-    namespaces it names and forks the init while the parent checks it (init.create_stage1)."""
-    config = None
-    if spec is None and bundle is not None:
-        try:
-            with open(os.path.join(bundle, "config.json"), "rb") as f:
-                config = f.read()
-            spec = json.loads(config)
-        except (OSError, ValueError, RecursionError):
-            spec = None  # the parent's own read says what is wrong
+def fork():
+    """Fork stage 1 of `create`; returns the parent's Stage1. Send it EARLY next."""
     parent_ch, child_ch = sync.Channel.pair()
     pid = os.fork()
     if pid == 0:
         try:
             parent_ch.close()
             from hull.runtime import init
-            init.run_child(child_ch, init.create_stage1, spec)
+            init.run_child(child_ch, init.create_stage1)
         finally:
             os._exit(1)  # only if the import failed: run_child always exits
     child_ch.close()
-    return Stage1(pid, parent_ch, config)
+    return Stage1(pid, parent_ch, None)

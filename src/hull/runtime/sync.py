@@ -19,6 +19,7 @@ RUN_HOOKS = "RUN_HOOKS"          # mounts done, before pivot_root: parent runs p
 READY = "READY"                  # init set up; waiting on the exec fifo (may carry a seccomp fd)
 ERROR = "ERROR"
 # Parent -> child
+EARLY = "EARLY"                  # config.json as read, not checked yet: stage 1 may go ahead
 OPTIONS = "OPTIONS"              # what create made after the fork: options, fifo/console/idmap fds
 START = "START"                  # the init is in its cgroups: it may go on (cgroupns, hooks, pivot)
 IDMAP_DONE = "IDMAP_DONE"

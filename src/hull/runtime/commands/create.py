@@ -1,7 +1,4 @@
-"""hull-runtime create [--bundle DIR] [--pid-file F] [--console-socket S] ID
-
-create and run fork the container's stage 1 before they import the lifecycle code
-(runtime/prefork.py)."""
+"""hull-runtime create [--bundle DIR] [--pid-file F] [--console-socket S] ID"""
 
 
 def add_lifecycle_arguments(p):
@@ -27,8 +24,10 @@ def options(ctx, args, **extra):
 
 
 def run(ctx, args):
-    from hull.runtime import prefork
-    stage1 = prefork.fork(args.bundle)
+    stage1 = ctx.stage1  # forked by cli.main
+    stage1.early(bundle=args.bundle)
     from hull.runtime import lifecycle
-    lifecycle.create(ctx.root, args.container_id, args.bundle, options(ctx, args, stage1=stage1))
+    opts = options(ctx, args, stage1=stage1)
+    ctx.stage1 = None  # lifecycle.create owns it now
+    lifecycle.create(ctx.root, args.container_id, args.bundle, opts)
     return 0
