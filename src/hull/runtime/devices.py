@@ -44,9 +44,13 @@ def device_list(spec_devices):
 def create_devices(rootfs, spec_devices, in_userns):
     from hull.kernel import mounts
     umask = os.umask(0)  # the nodes get their fileMode as it is, with no chmod after each
+    dev_dir = mounts.secure_join(rootfs, "/dev")  # resolved once for the nodes right in /dev
     try:
         for dev in device_list(spec_devices):
-            dest = mounts.secure_join(rootfs, dev["path"])
+            head, _, name = dev["path"].rpartition("/")
+            dest = f"{dev_dir}/{name}"
+            if head != "/dev" or name in ("", ".", "..") or os.path.islink(dest):
+                dest = mounts.secure_join(rootfs, dev["path"])  # a link resolves inside rootfs
             parent = os.path.dirname(dest)
             if not os.path.isdir(parent):
                 os.makedirs(parent)
@@ -56,8 +60,8 @@ def create_devices(rootfs, spec_devices, in_userns):
                 _mknod(dev, dest)
     finally:
         os.umask(umask)
-    for target, link in SYMLINKS:
-        path = mounts.secure_join(rootfs, link)
+    for target, link in SYMLINKS:  # all right in /dev
+        path = f"{dev_dir}/{link[len('/dev/'):]}"
         if not os.path.lexists(path):
             os.symlink(target, path)
 

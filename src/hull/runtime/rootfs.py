@@ -46,8 +46,10 @@ def prepare_root(rootfs, propagation, in_userns=False, tree_fd=None):
     mounts.set_propagation("/", flags)
     # pivot_root refuses a shared new root or a shared parent of it (as runc does: make the
     # parent mount private; the bind below is then private too). The requested propagation
-    # is given to the container's / after pivot_root (final_propagation).
-    _parent_mount_private(os.path.realpath(rootfs))
+    # is given to the container's / after pivot_root (final_propagation). After a recursive
+    # slave or private (rslave is the default) no mount is shared: nothing to look up.
+    if flags not in (MS_SLAVE | MS_REC, MS_PRIVATE | MS_REC):
+        _parent_mount_private(os.path.realpath(rootfs))
     if tree_fd is None:
         mounts.mount(rootfs, rootfs, None, MS_BIND | MS_REC)
     else:
