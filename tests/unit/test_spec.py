@@ -684,10 +684,39 @@ def test_namespace_map():
 
 
 def test_import_is_light():
-    """The module imports only hull.errors (json is lazy), so hull-runtime stays fast."""
+    """The module imports only hull.errors and the rlimit table (json is lazy), so hull-runtime
+    stays fast: no ctypes, no resource."""
     code = ("import sys; before = set(sys.modules); import hull.runtime.spec; "
             "print(sorted(set(sys.modules) - before))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}).stdout
     new = eval(out)
-    assert set(new) <= {"hull", "hull.errors", "hull.runtime", "hull.runtime.spec", "errno"}, new
+    assert set(new) <= {"hull", "hull.errors", "hull.runtime", "hull.runtime.spec", "errno",
+                        "hull.kernel", "hull.kernel.rlimits"}, new
+
+
+def test_rlimits_set_and_report_in_a_child():
+    """kernel/rlimits.set through prlimit: applied, soft over hard refused with the names."""
+    from hull.errors import HullError
+    from hull.kernel import rlimits
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            soft, hard = rlimits.get("RLIMIT_NOFILE")
+            rlimits.set("RLIMIT_NOFILE", 100, hard)
+            ok = resource.getrlimit(resource.RLIMIT_NOFILE) == (100, hard)
+            try:
+                rlimits.set("RLIMIT_NOFILE", 200, 100)
+                msg = "no error"
+            except HullError as e:
+                msg = str(e)
+            os.write(w, f"{ok}|{msg}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        ok, msg = f.read().split("|")
+    os.waitpid(pid, 0)
+    assert ok == "True"
+    assert msg == "setrlimit RLIMIT_NOFILE (soft 200, hard 100): soft limit exceeds hard limit"

@@ -1,8 +1,8 @@
-"""Small process-level calls: hostname, domainname, rlimits, controlling tty, sysctl, subreaper, keyring."""
+"""Small process-level calls: hostname, domainname, controlling tty, sysctl, subreaper, keyring."""
 
 import os
 
-from hull.errors import HullError, KernelError
+from hull.errors import KernelError
 from hull.kernel.libc import check, libc
 
 TIOCSCTTY = 0x540E
@@ -16,24 +16,6 @@ def sethostname(name):
 def setdomainname(name):
     b = name.encode()
     check(libc.setdomainname(b, len(b)), "setdomainname", name)
-
-
-def set_rlimit(name, soft, hard):
-    import resource
-    res = getattr(resource, name, None)
-    if res is None:
-        raise HullError(f"rlimit {name}: not supported by this kernel/python")
-    cur_soft, cur_hard = resource.getrlimit(res)
-    try:
-        resource.setrlimit(res, (soft, hard))
-    except ValueError:
-        raise HullError(f"setrlimit {name} (soft {soft}, hard {hard}): soft limit exceeds hard limit") from None
-    except OSError as e:
-        hint = ""
-        if hard > cur_hard:
-            hint = (f"; the current hard limit is {cur_hard} and raising it needs CAP_SYS_RESOURCE, "
-                    "which this host's bounding set may lack")
-        raise HullError(f"setrlimit {name} (soft {soft}, hard {hard}): {os.strerror(e.errno)}{hint}") from None
 
 
 def set_controlling_tty(fd):

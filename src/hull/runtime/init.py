@@ -176,8 +176,7 @@ def _become_ns_root():
 def preload_common():
     """Import what nearly every container init uses, while the parent still reads the spec
     and prepares OPTIONS; preload(spec) adds what this spec needs besides."""
-    import resource  # noqa: F401 - rlimits: runc's and podman's default specs set some
-    from hull.kernel import capabilities, mounts, netdev, prctl  # noqa: F401
+    from hull.kernel import capabilities, mounts, netdev, prctl, rlimits  # noqa: F401
     capabilities.host_bounding()  # both cached now: read from /proc, the host's
     capabilities.last_cap()
     from hull.runtime import rootfs  # noqa: F401
@@ -190,7 +189,7 @@ def preload(spec):
     proc = spec.get("process") or {}
     linux = spec.get("linux") or {}
     if proc.get("rlimits"):
-        import resource  # noqa: F401
+        from hull.kernel import rlimits  # noqa: F401
     from hull.kernel import capabilities, mounts, prctl  # noqa: F401
     capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
     capabilities.last_cap()

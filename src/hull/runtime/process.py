@@ -3,7 +3,7 @@
 import os
 
 from hull.errors import HullError
-from hull.kernel import signals, system
+from hull.kernel import signals
 
 CLOSE_RANGE_CLOEXEC = 1 << 2
 
@@ -36,8 +36,9 @@ def find_executable(arg0, env, cwd="/"):
 
 
 def apply_rlimits(rlimits):
+    from hull.kernel import rlimits as limits
     for r in rlimits or ():
-        system.set_rlimit(r["type"], r["soft"], r["hard"])
+        limits.set(r["type"], r["soft"], r["hard"])
 
 
 def set_user(user):

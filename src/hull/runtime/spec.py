@@ -10,7 +10,7 @@ Public API
     validate(spec, *, for_exec=False, warn=None) -> None
     validate_process(proc, path="process", *, warn=None) -> None
     process_defaults(proc) -> proc          (fills optional process fields, in place)
-    rlimit_name(type) -> int                ("RLIMIT_NOFILE" -> resource.RLIMIT_NOFILE)
+    rlimit_name(type) -> int                ("RLIMIT_NOFILE" -> 7, kernel/rlimits.py's table)
     namespace_map(spec) -> {type: path or None}
     NAMESPACE_TYPES, RLIMITS, HOOK_PHASES
 
@@ -26,18 +26,11 @@ which case it MUST be interpreted as relative to /"; relative paths are deprecat
 """
 
 from hull.errors import SpecError
+from hull.kernel.rlimits import NUMBERS as RLIMITS
 
 NAMESPACE_TYPES = ("pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time")
 HOOK_PHASES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-# asm-generic numbering (x86, arm, arm64, riscv, ppc, s390); `rlimit_name` prefers the running
-# platform's values from the `resource` module when it has them.
-RLIMITS = {
-    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
-    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8, "RLIMIT_AS": 9,
-    "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12, "RLIMIT_NICE": 13,
-    "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
-}
 
 SUPPORTED_MAJOR = 1
 NEWEST_MINOR = 3  # newer 1.x versions load with a warning (additions are ignored)
