@@ -54,9 +54,14 @@ c_uint64 = c_ulong
 c_size_t = c_ulong
 
 
-def create_string_buffer(size):
-    """A zeroed char[size] (with .raw and .value, as ctypes')."""
-    return (c_char * size)()
+def create_string_buffer(init, size=None):
+    """char[size], zeroed or holding the bytes `init` (then one longer by default, for the
+    NUL), with .raw and .value, as ctypes'."""
+    if isinstance(init, int):
+        return (c_char * init)()
+    buf = (c_char * (len(init) + 1 if size is None else size))()
+    buf.value = init
+    return buf
 
 
 class CDLL:
