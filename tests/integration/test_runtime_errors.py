@@ -69,9 +69,15 @@ def test_duplicate_id(runtime, tmp_path, busybox_rootfs):
     cid = unique_id()
     b = make_bundle(tmp_path, busybox_rootfs, ["sleep", "60"])
     runtime("create", "--bundle", b, cid)
+    first = _processes_of(cid)  # the first container's init
     r = runtime("create", "--bundle", b, cid, check=False)
     assert r.returncode == 1 and f"container with id exists: {cid}" in r.stderr
     assert runtime.ids() == [cid]
+    # the refused create's stage 1 (and an init it may have forked already) are gone
+    deadline = time.monotonic() + 2
+    while _processes_of(cid) != first and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _processes_of(cid) == first
     runtime("delete", "--force", cid)
 
 

@@ -90,11 +90,13 @@ def _child(stage, ch, *args):
 
 
 def _kill_and_reap(pid):
+    """SIGKILL and reap: the init and exec's process are our children (CLONE_PARENT)."""
     if pid:
         try:
             os.kill(pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
+        _reap(pid)
 
 
 # ----------------------------------------------------------------------------- create
@@ -554,9 +556,7 @@ def exec_process(root, cid, proc, opts):
             ours.close()
     except BaseException:
         _kill_and_reap(pid)
-        if stage1:
-            _kill_and_reap(stage1)
-            _reap(stage1)
+        _kill_and_reap(stage1)
         raise
     if opts.detach:
         return 0

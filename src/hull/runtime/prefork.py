@@ -51,14 +51,41 @@ class Stage1:
             self.pid = 0
 
     def kill(self):
-        """On an error before the init exists: stop stage 1 and reap it."""
-        self.ch.close()
+        """On an error before `create` knows the init: stop stage 1, and an init it reported
+        already (our child, CLONE_PARENT), and reap them. An init forked but not reported yet
+        exits on the channel's EOF."""
         if self.pid:
             try:
                 os.kill(self.pid, 9)
             except ProcessLookupError:
                 pass
         self.reap()
+        pids = self._reported_init()
+        self.ch.close()
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+    def _reported_init(self):
+        """Pids of CHILD_PID messages waiting unread in the channel."""
+        found = []
+        try:
+            self.ch.sock.setblocking(False)
+            while True:
+                data, fds = sync.recv_with_fds(self.ch.sock, 1 << 16)
+                for fd in fds:
+                    os.close(fd)
+                if not data:
+                    break
+                msg = json.loads(data)
+                if msg.get("type") == sync.CHILD_PID:
+                    found.append(msg["pid"])
+        except (OSError, ValueError):
+            pass  # nothing (more) to read; a closed socket
+        return found
 
 
 def fork():
