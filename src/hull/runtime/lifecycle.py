@@ -103,10 +103,10 @@ def _kill_and_reap(pid):
 def create(root, cid, bundle, opts):
     """Create a container; returns its Container record (status "created").
 
-    Stage 1 runs already (opts.stage1, forked by the command before its imports) or is forked
-    now: it imports what the container side needs while this process loads and checks the
-    spec and makes the state dir, the exec fifo and the rest of the child's options, which
-    follow with the spec in one OPTIONS message (with their fds)."""
+    Stage 1 runs already (opts.stage1, forked by cli.main) or is forked now (runtime/prefork.py):
+    it imports what the container side needs, and may make the namespaces and the init, while
+    this process loads and checks the spec and makes the state dir, the exec fifo and the rest
+    of the child's options, which follow with the spec in one OPTIONS message (fds attached)."""
     stage1 = opts.stage1
     if stage1 is None:  # called in-process (the engine): fork it now
         from hull.runtime import prefork
