@@ -117,23 +117,34 @@ def resolve_path(cgroups_path, container_id, systemd=False):
     return path
 
 
-def warm_migrations(root=DEFAULT_ROOT):
+_warm = {"until": 0.0}
+
+
+def warm_migrations(root=DEFAULT_ROOT, keep_for=0.1):
     """Start paying, in a background thread, what the first cgroup migration after a quiet
-    moment waits for: an RCU grace period (the kernel's cgroup_threadgroup_rwsem; 6-15 ms
-    here; migrations in the next ~15 ms do not wait). The thread writes this process's pid
+    moment waits for: an RCU grace period (the kernel's cgroup_threadgroup_rwsem; 6-20 ms
+    here, during which the kernel holds cgroup_mutex). The thread writes this process's pid
     to the cgroup.procs of the cgroup2 group it is already in — a move that moves nothing
-    but takes that lock — so the container's own move, made a few ms later, finds it warm.
+    but takes that lock — and again every few ms, so that moves stay fast (they are only for
+    one grace period after the last one) until the container's own move is made
+    (warm_migrations_done) or `keep_for` seconds have passed.
     Best effort: skipped when there is no cgroup2 mount or our group is the machine's own.
-    The thread only writes one file (nothing it could hold across the caller's fork)."""
+    The thread only writes that file (nothing it could hold across the caller's fork)."""
     procs = _own_procs_file(root)
     if procs:
         import _thread
+        import time
+        _warm["until"] = time.monotonic() + keep_for
         try:
             _thread.start_new_thread(_move_self, (procs,))
         except RuntimeError:
             return
-        import time
         time.sleep(0)  # let it run now, up to its blocking write, not at the next GIL switch (5 ms)
+
+
+def warm_migrations_done():
+    """The moves that needed it are made: the warm-up thread stops."""
+    _warm["until"] = 0.0
 
 
 def _own_procs_file(root):
@@ -156,10 +167,15 @@ def _own_procs_file(root):
 
 
 def _move_self(procs):
+    import time
     try:
         fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, b"%d" % os.getpid())
+            pid = b"%d" % os.getpid()
+            os.write(fd, pid)
+            while time.monotonic() < _warm["until"]:
+                time.sleep(0.004)
+                os.write(fd, pid)
         finally:
             os.close(fd)
     except OSError:

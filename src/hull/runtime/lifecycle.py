@@ -206,6 +206,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 # for START before its cgroup namespace, hooks and anything of the container.
                 init_pid = msg["pid"]
                 mgr.apply(init_pid)
+                cgroups.warm_migrations_done()
                 # `cgroup` mounts need the container's cgroup dirs, which exist only now
                 parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
                 if opts.subreaper and "pid" not in new_ns:
@@ -536,6 +537,8 @@ def exec_process(root, cid, proc, opts):
         mgr = _manager(c)
         if mgr.exists():
             mgr.apply(stage1)
+        from hull import cgroups
+        cgroups.warm_migrations_done()
         parent_ch.send(sync.START)
         while True:
             msg, fds = parent_ch.recv(with_fds=True)
