@@ -18,6 +18,8 @@ from hull.errors import SpecError
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 HULL_PARENT = "/hull"
+# The machine's own cgroup (HOST-NOTES): hull never creates, enters or deletes anything there.
+FORBIDDEN = ("/process_api",)
 UNIFIED, HYBRID, LEGACY = "unified", "hybrid", "legacy"
 
 _mode_cache = {}
@@ -109,7 +111,6 @@ def resolve_path(cgroups_path, container_id, systemd=False):
         path = HULL_PARENT + "/" + "/".join(x for x in rel.split("/") if x)
     if path in ("", "/"):
         raise SpecError(field, f"{cgroups_path!r} resolves to the root cgroup; hull will not manage it")
-    from hull.cgroups.fs import FORBIDDEN
     for bad in FORBIDDEN:
         if path == bad or path.startswith(bad + "/"):
             raise SpecError(field, f"{path!r} is inside {bad}, which belongs to the machine's "
@@ -152,7 +153,6 @@ def _own_procs_file(root):
     when that group is the machine's own (FORBIDDEN). The mount is found by its
     cgroup.controllers, as in detect_mode: the sooner the move starts, the sooner its wait is
     over."""
-    from hull.cgroups.fs import FORBIDDEN
     try:
         with open("/proc/self/cgroup") as f:
             path = next((line[3:].strip() for line in f if line.startswith("0::")), None)

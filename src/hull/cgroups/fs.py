@@ -9,11 +9,8 @@ import errno
 import os
 import time
 
+from hull.cgroups import DEFAULT_ROOT, FORBIDDEN  # noqa: F401 - fs.FORBIDDEN for its users
 from hull.errors import HullError, KernelError
-
-DEFAULT_ROOT = "/sys/fs/cgroup"
-# The machine's own cgroup (HOST-NOTES): hull never creates, enters or deletes anything there.
-FORBIDDEN = ("/process_api",)
 
 
 class Unsupported(HullError):
