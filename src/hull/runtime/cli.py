@@ -32,13 +32,25 @@ ALIASES = {"rm": "delete", "ls": "list"}
 class Context:
     """Global flags shared by every command."""
 
-    def __init__(self, ns):
+    def __init__(self, ns, started=None):
         self.root = ns.root
         self.log = ns.log
         self.log_format = ns.log_format
         self.debug = ns.debug
         self.systemd_cgroup = ns.systemd_cgroup
-        self.stage1 = None  # create/run: the container's stage 1 (runtime/prefork.py)
+        self._started = started if started is not None else {}
+
+    def stage1(self):
+        """create/run: the container's stage 1, forked at start-up (runtime/prefork.py), or
+        now if the scan of the flags could not tell the command."""
+        if self._started.get("stage1") is None:
+            from hull.runtime import prefork
+            self._started["stage1"] = prefork.fork()
+        return self._started["stage1"]
+
+    def take_stage1(self):
+        """Hand stage 1 over (to lifecycle, which kills it on its own errors)."""
+        return self._started.pop("stage1", None)
 
     def log_line(self, level, msg):
         if not self.log:
@@ -68,6 +80,32 @@ GLOBAL_FLAGS = (
     (("--criu",), {"default": "criu"}),
     (("-v", "--version"), {"action": "store_true"}),
 )
+
+
+_VALUE_FLAGS = frozenset(n for names, kw in GLOBAL_FLAGS if kw.get("action") != "store_true" for n in names)
+
+
+def _command_name(argv):
+    """The command, as far as a scan of the global flags can tell without the flag parser
+    (which _parse_globals loads, and which has the last word)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] in _VALUE_FLAGS else 1
+    return argv[i] if i < len(argv) else None
+
+
+def _start_beside(argv):
+    """create/run/exec: start first what runs beside the rest of our start-up: the cgroup
+    warm-up, and for create/run the container's stage 1 (runtime/prefork.py)."""
+    started = {}
+    command = _command_name(argv)
+    if command in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
+        from hull import cgroups
+        cgroups.warm_migrations()
+    if command in ("create", "run"):
+        from hull.runtime import prefork
+        started["stage1"] = prefork.fork()
+    return started
 
 
 def _parse_globals(argv):
@@ -104,8 +142,17 @@ def version_text():
 
 
 def main(argv=None):
-    from hull.errors import HullError
     argv = sys.argv[1:] if argv is None else argv
+    started = _start_beside(argv)
+    try:
+        return _main(argv, started)
+    finally:
+        if started.get("stage1") is not None:  # not taken over (a usage error, --help)
+            started["stage1"].kill()
+
+
+def _main(argv, started):
+    from hull.errors import HullError
     try:
         ns, command, rest = _parse_globals(argv)
     except HullError as e:
@@ -118,14 +165,7 @@ def main(argv=None):
     if ns.help or not name:
         print(_usage())
         return 0
-    ctx = Context(ns)
-    if name in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
-        from hull import cgroups
-        cgroups.warm_migrations()
-    if name in ("create", "run"):
-        # the container's stage 1 next, before our own imports: see runtime/prefork.py
-        from hull.runtime import prefork
-        ctx.stage1 = prefork.fork()
+    ctx = Context(ns, started)
     if name not in COMMANDS:
         msg = f"No help topic for '{command}'"
         sys.stderr.write(f"hull-runtime: {msg}\n")
@@ -158,9 +198,6 @@ def main(argv=None):
         return code
     except KeyboardInterrupt:
         return 130
-    finally:
-        if ctx.stage1 is not None:  # not taken over by create (a usage error, --help)
-            ctx.stage1.kill()
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ def options(ctx, args, **extra):
 
 
 def run(ctx, args):
-    stage1 = ctx.stage1  # forked by cli.main
+    stage1 = ctx.stage1()  # forked by cli.main, before the flags were parsed
     stage1.early(bundle=args.bundle)
     from hull.runtime import lifecycle
     opts = options(ctx, args, stage1=stage1)
-    ctx.stage1 = None  # lifecycle.create owns it now
+    ctx.take_stage1()  # lifecycle.create owns it now
     lifecycle.create(ctx.root, args.container_id, args.bundle, opts)
     return 0

@@ -10,9 +10,9 @@ def add_arguments(p):
 
 
 def run(ctx, args):
-    stage1 = ctx.stage1  # forked by cli.main
+    stage1 = ctx.stage1()  # forked by cli.main, before the flags were parsed
     stage1.early(bundle=args.bundle)
     from hull.runtime import lifecycle
     opts = create.options(ctx, args, detach=args.detach, keep=args.keep, stage1=stage1)
-    ctx.stage1 = None  # lifecycle.run owns it now
+    ctx.take_stage1()  # lifecycle.run owns it now
     return lifecycle.run(ctx.root, args.container_id, args.bundle, opts)
