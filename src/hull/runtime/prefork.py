@@ -13,8 +13,7 @@ everything the parent made (lifecycle.create).
 
 import os
 
-from hull import jsonfast as json
-from hull.runtime import sync
+import _socket
 
 
 class Stage1:
@@ -30,6 +29,8 @@ class Stage1:
     def early(self, bundle=None, spec=None):
         """Send EARLY: config.json read from `bundle` (kept in .config for the parent's own
         check: both see the same bytes), or `spec`, checked already."""
+        from hull import jsonfast as json
+        from hull.runtime import sync
         text = None
         if spec is not None:
             text = json.dumps(spec)
@@ -71,6 +72,8 @@ class Stage1:
 
     def _reported_init(self):
         """Pids of CHILD_PID messages waiting unread in the channel."""
+        from hull import jsonfast as json
+        from hull.runtime import sync
         found = []
         try:
             self.ch.sock.setblocking(False)
@@ -89,15 +92,19 @@ class Stage1:
 
 
 def fork():
-    """Fork stage 1 of `create`; returns the parent's Stage1. Send it EARLY next."""
-    parent_ch, child_ch = sync.Channel.pair()
+    """Fork stage 1 of `create`; returns the parent's Stage1. Send it EARLY next.
+    Only the socketpair is made before the fork: each side imports the channel code after
+    it, into memory of its own (what is allocated before a fork is shared copy-on-write, and
+    both processes then pay page faults to touch it)."""
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
-            parent_ch.close()
-            from hull.runtime import init
-            init.run_child(child_ch, init.create_stage1)
+            ours.close()
+            from hull.runtime import init, sync
+            init.run_child(sync.Channel(theirs), init.create_stage1)
         finally:
             os._exit(1)  # only if the import failed: run_child always exits
-    child_ch.close()
-    return Stage1(pid, parent_ch, None)
+    theirs.close()
+    from hull.runtime import sync
+    return Stage1(pid, sync.Channel(ours), None)
