@@ -11,7 +11,6 @@ rlimits → landlock → user + capabilities → no_new_privs → seccomp (last)
 
 import os
 
-from hull import jsonfast as json
 from hull.errors import HullError
 from hull.kernel import clone, namespaces, system
 from hull.runtime import process, sync
@@ -71,15 +70,15 @@ class InitContext:
 def create_stage1(ch):
     """Namespaces, then the init forked into them (the runtime's child, not ours). Forked
     before the runtime has even parsed its arguments (runtime/prefork.py): this imports what
-    every container needs meanwhile, then takes EARLY, config.json as the parent read it, not
-    checked yet. When that only asks for new namespaces (no user or time namespace, nothing
+    every container needs meanwhile, then takes EARLY, config.json as the parent parsed it,
+    not checked yet. When that only asks for new namespaces (no user or time namespace, nothing
     joined), they are made and the init is forked at once, and the init takes OPTIONS (the
     checked spec, the options and the fds the parent made) itself. Otherwise OPTIONS comes
     here first. Nothing of the container happens before the checked spec has arrived; a
     check that fails kills both. The cgroup namespace is left to the init
     (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
     preload_common()
-    early_spec = _parse_early(ch.recv(sync.EARLY).get("config"))
+    early_spec = ch.recv(sync.EARLY).get("spec")
     flags = _early_namespace_flags(early_spec)
     if flags is not None:
         preload(early_spec)
@@ -91,15 +90,6 @@ def create_stage1(ch):
         spec = opts.pop("spec")
         preload(spec)  # before the user namespace: root inside may not read the host's Python
         _namespaces_then_init(ch, spec, opts)
-
-
-def _parse_early(config):
-    if config is None:
-        return None
-    try:
-        return json.loads(config)
-    except (ValueError, RecursionError):
-        return None  # the parent says what is wrong with it
 
 
 def _namespace_plan(spec):

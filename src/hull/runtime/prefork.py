@@ -6,8 +6,8 @@ code, reads and checks the spec and makes the state dir, stage 1 imports the con
 modules (ctypes among them) on another CPU. Forking this early also keeps the heap the two
 processes share small, so fewer of its pages are copied on write afterwards.
 
-Two messages follow: EARLY, config.json as read (Stage1.early), on which stage 1 may make the
-namespaces and fork the init before the spec is checked; then OPTIONS, the checked spec and
+Two messages follow: EARLY, config.json as parsed but not checked (Stage1.early), on which
+stage 1 may make the namespaces and fork the init; then OPTIONS, the checked spec and
 everything the parent made (lifecycle.create).
 """
 
@@ -27,21 +27,19 @@ class Stage1:
         self.config = config  # config.json's bytes as stage 1 got them, or None
 
     def early(self, bundle=None, spec=None):
-        """Send EARLY: config.json read from `bundle` (kept in .config for the parent's own
-        check: both see the same bytes), or `spec`, checked already."""
+        """Send EARLY: config.json read from `bundle` and parsed, not checked (its bytes are
+        kept in .config for the parent's own check: both see the same), or `spec`, checked
+        already."""
         from hull import jsonfast as json
         from hull.runtime import sync
-        text = None
-        if spec is not None:
-            text = json.dumps(spec)
-        elif bundle is not None:
+        if spec is None and bundle is not None:
             try:
                 with open(os.path.join(bundle, "config.json"), "rb") as f:
                     self.config = f.read()
-                text = self.config.decode()
-            except (OSError, UnicodeDecodeError):
-                text = None  # the parent's own read says what is wrong
-        self.ch.send(sync.EARLY, config=text)
+                spec = json.loads(self.config)
+            except (OSError, ValueError, RecursionError):
+                spec = None  # the parent's own read says what is wrong
+        self.ch.send(sync.EARLY, spec=spec)
 
     def reap(self):
         if self.pid:
@@ -72,7 +70,7 @@ class Stage1:
 
     def _reported_init(self):
         """Pids of CHILD_PID messages waiting unread in the channel."""
-        from hull import jsonfast as json
+        import marshal
         from hull.runtime import sync
         found = []
         try:
@@ -83,10 +81,10 @@ class Stage1:
                     os.close(fd)
                 if not data:
                     break
-                msg = json.loads(data)
+                msg = marshal.loads(data)
                 if msg.get("type") == sync.CHILD_PID:
                     found.append(msg["pid"])
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             pass  # nothing (more) to read; a closed socket
         return found
 

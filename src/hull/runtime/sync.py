@@ -1,15 +1,16 @@
 """Parent <-> container-init handshake over a SOCK_SEQPACKET socketpair, in named messages.
 
-Each message is one packet: a JSON object {"type": NAME, ...}, optionally carrying fds.
-An error in the child travels to the parent as ERROR{message} and is raised there.
+Each message is one packet: a dict {"type": NAME, ...} in marshal's format, optionally
+carrying fds. Both ends are forks of the same interpreter, and marshal is built into it: the
+container's processes load no JSON extension module for the handshake (bytes need no hex
+either). An error in the child travels to the parent as ERROR{message} and is raised there.
 """
 
-import struct
+import marshal
 import os
+import struct
 
 import _socket  # the C module: socket.py's enum set-up costs ~5 ms of start-up
-
-from hull import jsonfast as json
 from hull.errors import HullError
 
 # Child -> parent
@@ -19,7 +20,7 @@ RUN_HOOKS = "RUN_HOOKS"          # mounts done, before pivot_root: parent runs p
 READY = "READY"                  # init set up; waiting on the exec fifo (may carry a seccomp fd)
 ERROR = "ERROR"
 # Parent -> child
-EARLY = "EARLY"                  # config.json as read, not checked yet: stage 1 may go ahead
+EARLY = "EARLY"                  # config.json as parsed, not checked yet: stage 1 may go ahead
 OPTIONS = "OPTIONS"              # what create made after the fork: options, fifo/console/idmap fds
 START = "START"                  # the init is in its cgroups: it may go on (cgroupns, hooks, pivot)
 IDMAP_DONE = "IDMAP_DONE"
@@ -45,14 +46,14 @@ class Channel:
 
     def send(self, kind, fds=(), **fields):
         fields["type"] = kind
-        data = json.dumps(fields).encode()
+        data = marshal.dumps(fields)
         payload_fd = None
         if len(data) > _MAX:  # a big spec: the message travels in a memfd, the last fd attached
             payload_fd = os.memfd_create("hull-sync", os.MFD_CLOEXEC)
             view = memoryview(data)
             while view:
                 view = view[os.write(payload_fd, view):]
-            data = b'{"type": "%s", "payload_fd": true}' % kind.encode()
+            data = marshal.dumps({"type": kind, "payload_fd": True})
             fds = [*fds, payload_fd]
         anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
         try:
@@ -69,9 +70,9 @@ class Channel:
             for fd in fds:
                 os.close(fd)
             raise ChildError("container init exited before finishing setup")
-        msg = json.loads(data)
+        msg = marshal.loads(data)
         if msg.get("payload_fd") and fds:
-            msg = json.loads(_read_all(fds.pop()))
+            msg = marshal.loads(_read_all(fds.pop()))
         if msg["type"] == ERROR:
             for fd in fds:
                 os.close(fd)
@@ -92,10 +93,8 @@ class Channel:
 
 
 def send_options(ch, opts, fds):
-    """OPTIONS: the child's options dict (bytes values as hex) and named fds."""
-    fields = {k: v.hex() if isinstance(v, bytes) else v for k, v in opts.items()}
-    ch.send(OPTIONS, fds=list(fds.values()), options=fields,
-            binary=[k for k, v in opts.items() if isinstance(v, bytes)], fd_names=list(fds))
+    """OPTIONS: the child's options dict and named fds."""
+    ch.send(OPTIONS, fds=list(fds.values()), options=opts, fd_names=list(fds))
 
 
 def recv_options(ch):
@@ -103,8 +102,6 @@ def recv_options(ch):
     "idmap_fds")."""
     msg, fds = ch.recv(OPTIONS, with_fds=True)
     opts = msg["options"]
-    for k in msg["binary"]:
-        opts[k] = bytes.fromhex(opts[k])
     for name, fd in zip(msg["fd_names"], fds):
         if name.startswith("idmap:"):
             opts.setdefault("idmap_fds", {})[name[len("idmap:"):]] = fd
