@@ -6,8 +6,8 @@
     mgr = cgroups.manager(path)                  # v1.Manager or v2.Manager
     mgr.apply(pid); mgr.set(resources); mgr.stats(); mgr.destroy()
 
-The Manager protocol (both implementations): apply(pid), set(resources), pids(), exists(),
-freeze(), thaw(), frozen(), kill_all(sig), destroy(), stats(), oom_killed(), paths().
+The Manager protocol (both implementations): prepare(), apply(pid), set(resources), pids(),
+exists(), freeze(), thaw(), frozen(), kill_all(sig), destroy(), stats(), oom_killed(), paths().
 
 This module is on hull-runtime's hot path, imported before its fork for the warm-up: stdlib
 only at import; paths, v1/v2 load on first use.

@@ -220,6 +220,11 @@ class Manager:
                     if val:
                         fs.write(d, f, val, self.fake)
 
+    def prepare(self):
+        """Make the cgroup's dirs now, ahead of set() and apply() (the mkdirs are most of the
+        time those take on v1)."""
+        self._create()
+
     def apply(self, pid):
         """Create the cgroup in every hierarchy and move `pid` into it."""
         created = self._create()

@@ -137,6 +137,10 @@ class Manager:
             raise
         return created
 
+    def prepare(self):
+        """Nothing ahead of set(): which controllers the dir is made with depends on the
+        limits (v1 makes its dirs here)."""
+
     def apply(self, pid):
         created = self._create()
         try:

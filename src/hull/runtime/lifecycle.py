@@ -183,6 +183,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 from hull.runtime import console
                 console_sock = console.connect(opts.console_socket)
                 fds["console_fd"] = console_sock.fileno()
+        mgr.prepare()  # the cgroup's dirs (v1): most of its set-up, and START waits for it
         sync.send_options(parent_ch, child_opts, fds)
         os.close(fifo_fd)
         fifo_fd = None
@@ -195,7 +196,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
         if "devices" in resources:
             from hull.runtime.devices import cgroup_rules
             resources["devices"] = cgroup_rules(resources["devices"], linux.get("devices"))
-        if resources:  # the cgroup and its limits, while the child unshares its namespaces
+        if resources:  # its limits, while the init sets up its namespaces and mounts
             mgr.set(resources)
         notify_fd = None
         while True:
