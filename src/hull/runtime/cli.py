@@ -103,6 +103,11 @@ def _start_beside(argv):
         from hull import cgroups
         cgroups.warm_migrations()
     if command in ("create", "run"):
+        import gc
+        # What exists now will be shared copy-on-write with stage 1: out of the collector's
+        # sight, so that no collection, in either process, writes to all of its pages. (Only
+        # here, in a short-lived command: the engine's long-lived processes do not freeze.)
+        gc.freeze()
         from hull.runtime import prefork
         started["stage1"] = prefork.fork()
     return started
