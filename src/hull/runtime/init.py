@@ -141,6 +141,8 @@ def fork_stage2(ch, fn, *args):
     until CHILD_PID is sent, so the parent always knows the pid before any message of stage 2
     arrives."""
     r, w = os.pipe()
+    import gc
+    gc.freeze()  # shared with stage 2 copy-on-write: not walked by its collections (cli.py)
     pid = clone.fork_sibling()
     if pid == 0:
         os.close(w)
