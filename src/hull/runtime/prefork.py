@@ -99,6 +99,8 @@ def fork():
     if pid == 0:
         try:
             ours.close()
+            import gc
+            gc.disable()  # stage 1 and the init live for milliseconds: no collections at all
             from hull.runtime import init, sync
             init.run_child(sync.Channel(theirs), init.create_stage1)
         finally:
