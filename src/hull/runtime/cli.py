@@ -105,9 +105,11 @@ def _start_beside(argv):
     if command in ("create", "run"):
         import gc
         # What exists now will be shared copy-on-write with stage 1: out of the collector's
-        # sight, so that no collection, in either process, writes to all of its pages. (Only
-        # here, in a short-lived command: the engine's long-lived processes do not freeze.)
+        # sight, so that no collection, in either process, writes to all of its pages. And
+        # none at all in this process: it creates a container, then only waits (cyclic
+        # garbage is negligible). Only here: the engine's long-lived processes collect.
         gc.freeze()
+        gc.disable()
         from hull.runtime import prefork
         started["stage1"] = prefork.fork()
     return started
