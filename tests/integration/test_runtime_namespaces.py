@@ -127,3 +127,26 @@ def test_without_mount_namespace_nothing_is_mounted_on_the_host(runtime, tmp_pat
         after = f.read().count("\n")
     assert out[:3] == ["1", "busybox", "0"]  # PID 1, the rootfs's /etc, and no /proc mounted
     assert after == before
+
+
+@pytest.mark.parametrize("with_userns", [False, True])
+def test_a_new_network_namespace_has_lo_up_and_belongs_to_the_container(runtime, tmp_path, userns_rootfs,
+                                                                        with_userns):
+    """Without a user namespace stage 1 joins a network namespace a helper thread made while
+    it imported; with one, the network namespace is made after it, so that it owns it (root
+    inside may then configure it). Either way lo is up, as with runc."""
+    script = ("cat /sys/class/net/lo/flags; stat -L -c %i /proc/self/ns/net; "
+              "ip link set lo mtu 1500 && echo configured")
+
+    def mutate(spec):
+        caps = spec["process"]["capabilities"]
+        for s in ("bounding", "effective", "permitted"):
+            caps[s] = [*caps.get(s, []), "CAP_NET_ADMIN"]
+        if with_userns:
+            add_ns(spec, "user")
+            userns(spec)
+    b = make_bundle(tmp_path, userns_rootfs, ["sh", "-c", script], mutate)
+    flags, ino, configured = runtime("run", "--bundle", b, unique_id()).stdout.split()
+    assert int(flags, 16) & 0x1  # IFF_UP
+    assert int(ino) != os.stat("/proc/self/ns/net").st_ino
+    assert configured == "configured"

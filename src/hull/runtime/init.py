@@ -77,19 +77,65 @@ def create_stage1(ch):
     here first. Nothing of the container happens before the checked spec has arrived; a
     check that fails kills both. The cgroup namespace is left to the init
     (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
+    spare = _SpareNetns()  # its kernel work overlaps with our imports
     preload_common()
     early_spec = ch.recv(sync.EARLY).get("spec")
     flags = _early_namespace_flags(early_spec)
+    netns_fd = spare.wait()  # and we are single-threaded again (unshare, clone need it)
     if flags is not None:
         preload(early_spec)
+        early = {"early_namespaces": _namespace_plan(early_spec)}
+        if flags & namespaces.CLONE_NEWNET and netns_fd is not None:
+            namespaces.setns(netns_fd, namespaces.CLONE_NEWNET, "the spare network namespace")
+            flags &= ~namespaces.CLONE_NEWNET
+            early["lo_up"] = True
+        if netns_fd is not None:
+            os.close(netns_fd)
         if flags:
             namespaces.unshare(flags)
-        fork_stage2(ch, container_init, None, {"early_namespaces": _namespace_plan(early_spec)})
+        fork_stage2(ch, container_init, None, early)
     else:
+        if netns_fd is not None:
+            os.close(netns_fd)  # a user namespace must own the network namespace: made after it
         opts = sync.recv_options(ch)
         spec = opts.pop("spec")
         preload(spec)  # before the user namespace: root inside may not read the host's Python
         _namespaces_then_init(ch, spec, opts)
+
+
+class _SpareNetns:
+    """A new network namespace with lo up, made by a helper thread while stage 1 imports: the
+    kernel's part (~1 ms here) then costs stage 1 nothing. Most containers ask for one; stage
+    1 joins it only if this one does, and only on the early path (a user namespace must own
+    its network namespace). Unused, it goes with its fd."""
+
+    def __init__(self):
+        import _thread
+        self.fd = None
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        try:
+            _thread.start_new_thread(self._make, ())
+        except RuntimeError:
+            self._done.release()
+
+    def _make(self):
+        try:
+            from hull.kernel import netdev
+            namespaces.unshare(namespaces.CLONE_NEWNET)  # this thread's own, not the process's
+            netdev.link_up("lo")
+            self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:  # noqa: BLE001 - best effort: stage 1 then unshares it itself
+            pass
+        finally:
+            self._done.release()
+
+    def wait(self):
+        """The namespace's fd (or None), once the thread has ended."""
+        self._done.acquire()
+        while len(os.listdir("/proc/self/task")) > 1:  # ended in the kernel too
+            os.sched_yield()
+        return self.fd
 
 
 def _namespace_plan(spec):
@@ -206,11 +252,12 @@ def preload(spec):
 def container_init(ch, spec, opts):
     from hull.runtime import rootfs
     if spec is None:  # stage 1 went ahead with the namespaces: the checked spec comes now
-        early = opts["early_namespaces"]
+        early = opts
         opts = sync.recv_options(ch)
         spec = opts.pop("spec")
-        if _namespace_plan(spec) != early:
+        if _namespace_plan(spec) != early["early_namespaces"]:
             raise HullError("config.json changed while the container was being created")
+        opts["lo_up"] = early.get("lo_up", False)
     os.setsid()
     if not opts.get("no_new_keyring"):
         # its own session keyring, so the container cannot read the host's keys (runc does this)
@@ -236,7 +283,7 @@ def container_init(ch, spec, opts):
             from hull.runtime import hooks as hookrun
             hookrun.run_hooks(hooks, opts["state"], "createContainer")
 
-    if ctx.new_netns:
+    if ctx.new_netns and not opts.get("lo_up"):
         from hull.kernel import netdev
         netdev.link_up("lo")  # a new network namespace starts with lo down; runc brings it up
     if ctx.own_mountns:
