@@ -12,7 +12,7 @@ rlimits → landlock → user + capabilities → no_new_privs → seccomp (last)
 import os
 
 from hull.errors import HullError
-from hull.kernel import clone, namespaces, system
+from hull.kernel import clone, namespaces, netdev, system
 from hull.runtime import process, sync
 
 
@@ -120,8 +120,7 @@ class _SpareNetns:
             self._done.release()
 
     def _make(self):
-        try:
-            from hull.kernel import netdev
+        try:  # nothing to import here (netdev is imported with this module): no GIL waits
             namespaces.unshare(namespaces.CLONE_NEWNET)  # this thread's own, not the process's
             netdev.link_up("lo")
             self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
@@ -214,7 +213,7 @@ def _become_ns_root():
 def preload_common():
     """Import what nearly every container init uses, while the parent still reads the spec
     and prepares OPTIONS; preload(spec) adds what this spec needs besides."""
-    from hull.kernel import capabilities, mounts, netdev, prctl, rlimits  # noqa: F401
+    from hull.kernel import capabilities, mounts, prctl, rlimits  # noqa: F401
     capabilities.host_bounding()  # both cached now: read from /proc, the host's
     capabilities.last_cap()
     from hull.runtime import rootfs  # noqa: F401
@@ -234,8 +233,6 @@ def preload(spec):
     if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
         from hull.kernel import lsm  # noqa: F401
     from hull.runtime import rootfs  # noqa: F401
-    if any(ns.get("type") == "network" and not ns.get("path") for ns in linux.get("namespaces") or ()):
-        from hull.kernel import netdev  # noqa: F401 - lo is brought up in the new netns
     if proc.get("terminal"):
         import fcntl, struct  # noqa: E401,F401 - the pty is made after pivot_root
         from hull.runtime import console  # noqa: F401
@@ -284,7 +281,6 @@ def container_init(ch, spec, opts):
             hookrun.run_hooks(hooks, opts["state"], "createContainer")
 
     if ctx.new_netns and not opts.get("lo_up"):
-        from hull.kernel import netdev
         netdev.link_up("lo")  # a new network namespace starts with lo down; runc brings it up
     if ctx.own_mountns:
         rootfs.setup(spec, ctx, before_pivot)
