@@ -132,7 +132,9 @@ class _SpareNetns:
     def wait(self):
         """The namespace's fd (or None), once the thread has ended."""
         self._done.acquire()
-        while len(os.listdir("/proc/self/task")) > 1:  # ended in the kernel too
+        for _ in range(10000):  # ended in the kernel too (a few yields at most)
+            if len(os.listdir("/proc/self/task")) == 1:
+                break
             os.sched_yield()
         return self.fd
 
