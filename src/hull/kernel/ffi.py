@@ -15,37 +15,19 @@ __all__ = ["POINTER", "Structure", "addressof", "byref", "get_errno", "sizeof", 
            "c_uint64", "c_size_t", "create_string_buffer", "CDLL", "PyDLL"]
 
 
-class c_int(_ctypes._SimpleCData):
-    _type_ = "i"
+def _simple(name, code):
+    """A simple C type, as ctypes defines each: a _SimpleCData subclass with its struct code."""
+    return type(name, (_ctypes._SimpleCData,), {"_type_": code, "__module__": __name__})
 
 
-class c_uint(_ctypes._SimpleCData):
-    _type_ = "I"
-
-
-class c_long(_ctypes._SimpleCData):
-    _type_ = "l"
-
-
-class c_ulong(_ctypes._SimpleCData):
-    _type_ = "L"
-
-
-class c_ushort(_ctypes._SimpleCData):
-    _type_ = "H"
-
-
-class c_char(_ctypes._SimpleCData):
-    _type_ = "c"
-
-
-class c_char_p(_ctypes._SimpleCData):
-    _type_ = "z"
-
-
-class c_void_p(_ctypes._SimpleCData):
-    _type_ = "P"
-
+c_int = _simple("c_int", "i")
+c_uint = _simple("c_uint", "I")
+c_long = _simple("c_long", "l")
+c_ulong = _simple("c_ulong", "L")
+c_ushort = _simple("c_ushort", "H")
+c_char = _simple("c_char", "c")
+c_char_p = _simple("c_char_p", "z")
+c_void_p = _simple("c_void_p", "P")
 
 # x86_64 / aarch64 (LP64): int is 32 bits, long 64
 c_int32 = c_int

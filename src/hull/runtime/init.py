@@ -213,11 +213,11 @@ def _become_ns_root():
 
 
 def preload_common():
-    """Import what nearly every container init uses, while the parent still reads the spec
-    and prepares OPTIONS; preload(spec) adds what this spec needs besides."""
+    """Import what nearly every container process uses (stage 1 does it while the parent still
+    reads the spec and prepares OPTIONS); preload(spec) adds what this spec needs besides."""
     from hull.kernel import capabilities, mounts, prctl, rlimits  # noqa: F401
-    capabilities.host_bounding()  # both cached now: read from /proc, the host's
-    capabilities.last_cap()
+    capabilities.host_bounding()  # both cached now, from the host's /proc: the rootfs may
+    capabilities.last_cap()       # have none to read them from
     from hull.runtime import rootfs  # noqa: F401
 
 
@@ -227,14 +227,9 @@ def preload(spec):
     costs start-up time."""
     proc = spec.get("process") or {}
     linux = spec.get("linux") or {}
-    if proc.get("rlimits"):
-        from hull.kernel import rlimits  # noqa: F401
-    from hull.kernel import capabilities, mounts, prctl  # noqa: F401
-    capabilities.host_bounding()  # cached now: the rootfs may have no /proc to read it from
-    capabilities.last_cap()
+    preload_common()
     if proc.get("apparmorProfile") or proc.get("selinuxLabel"):
         from hull.kernel import lsm  # noqa: F401
-    from hull.runtime import rootfs  # noqa: F401
     if proc.get("terminal"):
         import fcntl, struct  # noqa: E401,F401 - the pty is made after pivot_root
         from hull.runtime import console  # noqa: F401

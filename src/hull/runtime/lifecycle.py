@@ -14,7 +14,7 @@ import time
 from hull import OCI_VERSION
 from hull.errors import Conflict, HullError, NotFound
 from hull.kernel import pidfd, signals
-from hull.runtime import sync
+from hull.runtime import prefork, sync
 from hull.runtime.state import Container, rfc3339_now
 
 
@@ -72,33 +72,6 @@ def _hook_state(cid, status, pid, bundle, annotations):
             "bundle": bundle, "annotations": annotations or {}}
 
 
-def _reap(pid):
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-
-
-def _child(stage, ch, *args):
-    """The forked child: runs init.<stage> and never returns. init is imported here, after
-    the fork, while the parent goes on with its own part."""
-    try:
-        from hull.runtime import init
-        init.run_child(ch, getattr(init, stage), *args)
-    finally:
-        os._exit(1)  # only if the import failed: run_child always exits
-
-
-def _kill_and_reap(pid):
-    """SIGKILL and reap: the init and exec's process are our children (CLONE_PARENT)."""
-    if pid:
-        try:
-            os.kill(pid, signals.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _reap(pid)
-
-
 # ----------------------------------------------------------------------------- create
 def create(root, cid, bundle, opts):
     """Create a container; returns its Container record (status "created").
@@ -109,7 +82,6 @@ def create(root, cid, bundle, opts):
     of the child's options, which follow with the spec in one OPTIONS message (fds attached)."""
     stage1 = opts.stage1
     if stage1 is None:  # called in-process (the engine): fork it now
-        from hull.runtime import prefork
         stage1 = prefork.fork()
         stage1.early(bundle=None if opts.spec else bundle, spec=opts.spec)
     try:
@@ -264,7 +236,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
         userns.close(helper_fds)
         if console_sock:
             console_sock.close()
-        _kill_and_reap(init_pid)
+        prefork.kill_and_reap(init_pid)
         stage1.kill()
         if mgr is not None:
             _destroy_cgroup(mgr)
@@ -527,12 +499,7 @@ def exec_process(root, cid, proc, opts):
                 console_sock = theirs
                 child_opts["console_fd"] = theirs.fileno()
             os.set_inheritable(child_opts["console_fd"], True)
-        parent_ch, child_ch = sync.Channel.pair()
-        stage1 = os.fork()
-        if stage1 == 0:
-            parent_ch.close()
-            _child("exec_stage1", child_ch, c.pid, join, proc, linux, child_opts)
-        child_ch.close()
+        stage1, parent_ch = prefork.fork_stage("exec_stage1", c.pid, join, proc, linux, child_opts)
         if console_sock:
             console_sock.close()
         mgr = _manager(c)
@@ -545,7 +512,7 @@ def exec_process(root, cid, proc, opts):
             msg, fds = parent_ch.recv(with_fds=True)
             if msg["type"] == sync.CHILD_PID:
                 pid = msg["pid"]
-                _reap(stage1)
+                prefork.reap(stage1)
                 stage1 = 0
             elif msg["type"] == sync.READY:
                 for fd in fds:
@@ -559,8 +526,8 @@ def exec_process(root, cid, proc, opts):
             master = console.recv_master(ours)
             ours.close()
     except BaseException:
-        _kill_and_reap(pid)
-        _kill_and_reap(stage1)
+        prefork.kill_and_reap(pid)
+        prefork.kill_and_reap(stage1)
         raise
     if opts.detach:
         return 0

@@ -42,31 +42,19 @@ class Stage1:
         self.ch.send(sync.EARLY, spec=spec)
 
     def reap(self):
-        if self.pid:
-            try:
-                os.waitpid(self.pid, 0)
-            except ChildProcessError:
-                pass
-            self.pid = 0
+        reap(self.pid)
+        self.pid = 0
 
     def kill(self):
         """On an error before `create` knows the init: stop stage 1, and an init it reported
         already (our child, CLONE_PARENT), and reap them. An init forked but not reported yet
         exits on the channel's EOF."""
-        if self.pid:
-            try:
-                os.kill(self.pid, 9)
-            except ProcessLookupError:
-                pass
-        self.reap()
+        kill_and_reap(self.pid)
+        self.pid = 0
         pids = self._reported_init()
         self.ch.close()
         for pid in pids:
-            try:
-                os.kill(pid, 9)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
+            kill_and_reap(pid)
 
     def _reported_init(self):
         """Pids of CHILD_PID messages waiting unread in the channel."""
@@ -89,22 +77,46 @@ class Stage1:
         return found
 
 
-def fork():
-    """Fork stage 1 of `create`; returns the parent's Stage1. Send it EARLY next.
-    Only the socketpair is made before the fork: each side imports the channel code after
-    it, into memory of its own (what is allocated before a fork is shared copy-on-write, and
-    both processes then pay page faults to touch it)."""
+def reap(pid):
+    if pid:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+
+def kill_and_reap(pid):
+    """SIGKILL and reap: a stage 1, or an init or exec's process (our children, CLONE_PARENT)."""
+    if pid:
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+        reap(pid)
+
+
+def fork_stage(stage, *args):
+    """Fork a child that runs init.<stage>(channel, *args) and never returns; returns its pid
+    and our end of the channel. Only the socketpair is made before the fork: each side imports
+    the channel code after it, into memory of its own (what is allocated before a fork is
+    shared copy-on-write, and both processes then pay page faults to touch it)."""
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     pid = os.fork()
     if pid == 0:
         try:
             ours.close()
             import gc
-            gc.disable()  # stage 1 and the init live for milliseconds: no collections at all
+            gc.disable()  # stage 1 and what it forks live for milliseconds: no collections
             from hull.runtime import init, sync
-            init.run_child(sync.Channel(theirs), init.create_stage1)
+            init.run_child(sync.Channel(theirs), getattr(init, stage), *args)
         finally:
             os._exit(1)  # only if the import failed: run_child always exits
     theirs.close()
     from hull.runtime import sync
-    return Stage1(pid, sync.Channel(ours), None)
+    return pid, sync.Channel(ours)
+
+
+def fork():
+    """Fork stage 1 of `create`; returns the parent's Stage1. Send it EARLY next."""
+    pid, ch = fork_stage("create_stage1")
+    return Stage1(pid, ch, None)
