@@ -41,12 +41,15 @@ class Context:
         self._started = started if started is not None else {}
 
     def stage1(self):
-        """create/run: the container's stage 1, forked at start-up (runtime/prefork.py), or
+        """create/run: the container's stage 1, started at start-up (runtime/prefork.py), or
         now if the scan of the flags could not tell the command."""
         if self._started.get("stage1") is None:
             from hull.runtime import prefork
             self._started["stage1"] = prefork.fork()
-        return self._started["stage1"]
+        stage1 = self._started["stage1"]
+        if self.debug:
+            self.log_line("debug", f"stage 1: pid {stage1.pid}, {'started beside the runtime' if stage1.beside else 'forked'}")
+        return stage1
 
     def take_stage1(self):
         """Hand stage 1 over (to lifecycle, which kills it on its own errors)."""
@@ -104,14 +107,14 @@ def _start_beside(argv):
         cgroups.warm_migrations()
     if command in ("create", "run"):
         import gc
-        # What exists now will be shared copy-on-write with stage 1: out of the collector's
-        # sight, so that no collection, in either process, writes to all of its pages. And
-        # none at all in this process: it creates a container, then only waits (cyclic
+        # No collections in this process: it creates a container, then only waits (cyclic
         # garbage is negligible). Only here: the engine's long-lived processes collect.
-        gc.freeze()
         gc.disable()
         from hull.runtime import prefork
         started["stage1"] = prefork.fork()
+    elif "HULL_RUNTIME_STAGE1" in os.environ:  # bin/hull-runtime's scan of the flags disagreed
+        from hull.runtime import prefork
+        prefork.discard_beside()
     return started
 
 

@@ -258,6 +258,7 @@ def container_init(ch, spec, opts):
         system.join_session_keyring(f"_ses.{opts['state']['id']}")
     proc = spec["process"]
     linux = spec["linux"]
+    process.take_stdio(opts.pop("stdio_fds", None))
     preserve = opts.get("preserve_fds", 0)
     process.close_extra_fds(2 + preserve)
     fifo_fd = opts["fifo_fd"]  # opened by the parent: in a user namespace we may not reach it

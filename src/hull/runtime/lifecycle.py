@@ -142,7 +142,7 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
             "listen_fds": listen_fds, "state": hook_state,
             "no_new_keyring": opts.no_new_keyring, "start_now": bool(opts.start_now),
         }
-        fds = {"fifo_fd": fifo_fd}
+        fds = {"fifo_fd": fifo_fd, **sync.stdio_fds()}
         compile_seccomp(linux, root, child_opts)
         idmap_plan = userns.plan(spec)
         if idmap_plan:  # idmapped mounts with their own mappings, made here

@@ -72,6 +72,16 @@ def reset_signals():
     signals.reset_all()
 
 
+def take_stdio(fds):
+    """Put the runtime's stdio (sync.stdio_fds: {n: fd received}) on fds 0-2. They arrive
+    in ascending order on the lowest free fds, so going up from 0 never overwrites one not
+    yet moved."""
+    for n, fd in sorted((fds or {}).items()):
+        if fd != n:
+            os.dup2(fd, n)
+            os.close(fd)
+
+
 def close_extra_fds(keep_upto):
     """Mark every fd above `keep_upto` close-on-exec (preserve-fds/LISTEN_FDS stay open):
     one close_range(CLOSE_RANGE_CLOEXEC) (Linux 5.11), else fd by fd."""

@@ -99,15 +99,31 @@ def send_options(ch, opts, fds):
 
 def recv_options(ch):
     """The options send_options sent; fds under their names ("idmap:<key>" ones collected in
-    "idmap_fds")."""
+    "idmap_fds", "stdio:<n>" ones in "stdio_fds")."""
     msg, fds = ch.recv(OPTIONS, with_fds=True)
     opts = msg["options"]
     for name, fd in zip(msg["fd_names"], fds):
         if name.startswith("idmap:"):
             opts.setdefault("idmap_fds", {})[name[len("idmap:"):]] = fd
+        elif name.startswith("stdio:"):
+            opts.setdefault("stdio_fds", {})[int(name[len("stdio:"):])] = fd
         else:
             opts[name] = fd
     return opts
+
+
+def stdio_fds():
+    """The runtime's open fds 0-2, named for OPTIONS: the container's process gets exactly
+    these (process.take_stdio), whatever its stage 1 had (one started beside the runtime by
+    bin/hull-runtime has /dev/null for stdin, as sh gives background jobs)."""
+    fds = {}
+    for n in range(3):
+        try:
+            os.fstat(n)
+        except OSError:
+            continue  # closed: left as the init has it
+        fds[f"stdio:{n}"] = n
+    return fds
 
 
 def _read_all(fd):
