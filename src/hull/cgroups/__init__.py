@@ -63,7 +63,9 @@ def warm_migrations(root=DEFAULT_ROOT, keep_for=0.1):
     one grace period after the last one) until the container's own move is made
     (warm_migrations_done) or `keep_for` seconds have passed.
     Best effort: skipped when there is no cgroup2 mount or our group is the machine's own.
-    The thread only writes that file (nothing it could hold across the caller's fork)."""
+    The thread only writes that file (nothing it could hold across the caller's fork).
+    bin/hull-runtime makes the first such move itself, ~10 ms sooner, while the interpreter
+    starts: this thread then mostly keeps moves fast."""
     procs = _own_procs_file(root)
     if procs:
         import _thread

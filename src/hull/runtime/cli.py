@@ -102,6 +102,9 @@ def _start_beside(argv):
     warm-up, and for create/run the container's stage 1 (runtime/prefork.py)."""
     started = {}
     command = _command_name(argv)
+    warm_move = os.environ.pop("HULL_RUNTIME_WARM", "")  # ours alone: not for hooks or the container
+    if warm_move.isdigit():
+        started["warm_move"] = int(warm_move)
     if command in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
         from hull import cgroups
         cgroups.warm_migrations()
@@ -159,6 +162,9 @@ def main(argv=None):
     finally:
         if started.get("stage1") is not None:  # not taken over (a usage error, --help)
             started["stage1"].kill()
+        if started.get("warm_move"):  # bin/hull-runtime's, long done unless we failed fast
+            from hull.runtime import prefork
+            prefork.reap(started["warm_move"])
 
 
 def _main(argv, started):
