@@ -102,7 +102,9 @@ def _start_beside(argv):
     warm-up, and for create/run the container's stage 1 (runtime/prefork.py)."""
     started = {}
     command = _command_name(argv)
-    warm_move = os.environ.pop("HULL_RUNTIME_WARM", "")  # ours alone: not for hooks or the container
+    # what bin/hull-runtime started beside us (pids; ours alone: not for hooks or the container)
+    beside = os.environ.pop("HULL_RUNTIME_STAGE1", "")
+    warm_move = os.environ.pop("HULL_RUNTIME_WARM", "")
     if warm_move.isdigit():
         started["warm_move"] = int(warm_move)
     if command in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
@@ -114,10 +116,10 @@ def _start_beside(argv):
         # garbage is negligible). Only here: the engine's long-lived processes collect.
         gc.disable()
         from hull.runtime import prefork
-        started["stage1"] = prefork.fork()
-    elif "HULL_RUNTIME_STAGE1" in os.environ:  # bin/hull-runtime's scan of the flags disagreed
+        started["stage1"] = prefork.fork(beside)
+    elif beside:  # the script's scan of the flags disagreed with ours
         from hull.runtime import prefork
-        prefork.discard_beside()
+        prefork.discard_beside(beside)
     return started
 
 

@@ -14,6 +14,7 @@ import os
 from hull.errors import HullError
 from hull.kernel import clone, namespaces, netdev, system
 from hull.runtime import process, sync
+from hull.runtime.spare_netns import SpareNetns
 
 
 def run_child(ch, stage1, *args):
@@ -67,8 +68,8 @@ class InitContext:
         return self.host_cgroups
 
 
-def create_stage1(ch):
-    """Namespaces, then the init forked into them (the runtime's child, not ours). Forked
+def create_stage1(ch, spare=None):
+    """Namespaces, then the init forked into them (the runtime's child, not ours). Started
     before the runtime has even parsed its arguments (runtime/prefork.py): this imports what
     every container needs meanwhile, then takes EARLY, config.json as the parent parsed it,
     not checked yet. When that only asks for new namespaces (no user or time namespace, nothing
@@ -76,8 +77,10 @@ def create_stage1(ch):
     checked spec, the options and the fds the parent made) itself. Otherwise OPTIONS comes
     here first. Nothing of the container happens before the checked spec has arrived; a
     check that fails kills both. The cgroup namespace is left to the init
-    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile."""
-    spare = _SpareNetns()  # its kernel work overlaps with our imports
+    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile.
+    `spare`: a SpareNetns started already (prefork.serve_beside)."""
+    if spare is None:
+        spare = SpareNetns()  # its kernel work overlaps with our imports
     preload_common()
     early_spec = ch.recv(sync.EARLY).get("spec")
     flags = _early_namespace_flags(early_spec)
@@ -101,42 +104,6 @@ def create_stage1(ch):
         spec = opts.pop("spec")
         preload(spec)  # before the user namespace: root inside may not read the host's Python
         _namespaces_then_init(ch, spec, opts)
-
-
-class _SpareNetns:
-    """A new network namespace with lo up, made by a helper thread while stage 1 imports: the
-    kernel's part (~1 ms here) then costs stage 1 nothing. Most containers ask for one; stage
-    1 joins it only if this one does, and only on the early path (a user namespace must own
-    its network namespace). Unused, it goes with its fd."""
-
-    def __init__(self):
-        import _thread
-        self.fd = None
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        try:
-            _thread.start_new_thread(self._make, ())
-        except RuntimeError:
-            self._done.release()
-
-    def _make(self):
-        try:  # nothing to import here (netdev is imported with this module): no GIL waits
-            namespaces.unshare(namespaces.CLONE_NEWNET)  # this thread's own, not the process's
-            netdev.link_up("lo")
-            self.fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        except BaseException:  # noqa: BLE001 - best effort: stage 1 then unshares it itself
-            pass
-        finally:
-            self._done.release()
-
-    def wait(self):
-        """The namespace's fd (or None), once the thread has ended."""
-        self._done.acquire()
-        for _ in range(10000):  # ended in the kernel too (a few yields at most)
-            if len(os.listdir("/proc/self/task")) == 1:
-                break
-            os.sched_yield()
-        return self.fd
 
 
 def _namespace_plan(spec):

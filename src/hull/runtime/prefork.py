@@ -126,19 +126,17 @@ def fork_stage(stage, *args):
     return pid, sync.Channel(ours)
 
 
-def fork():
-    """Stage 1 of `create`: the one started beside the runtime, or one forked now; returns the
-    parent's Stage1. Send it EARLY next."""
-    stage1 = _connect_beside()
+def fork(beside=""):
+    """Stage 1 of `create`: the one started beside the runtime (`beside`: its pid, as
+    bin/hull-runtime passes it), or one forked now; returns the parent's Stage1. Send it EARLY
+    next."""
+    stage1 = _connect_beside(beside)
     if stage1 is None:
         stage1 = Stage1(*fork_stage("create_stage1"))
     return stage1
 
 
 # ----------------------------------------------------------------------------- beside
-BESIDE_ENV = "HULL_RUNTIME_STAGE1"
-
-
 def _address(pid):
     # Abstract: nothing to clean up. Anyone could bind the name first; both ends check the
     # other's pid (SO_PEERCRED), and the runtime forks a stage 1 of its own if that fails.
@@ -165,6 +163,8 @@ def serve_beside():
         os._exit(1)  # the name is taken: the runtime sees us exit, and forks a stage 1 itself
     import gc
     gc.disable()  # stage 1 and what it forks live for milliseconds: no collections
+    from hull.runtime.spare_netns import SpareNetns
+    spare = SpareNetns()  # the kernel's part of a network namespace, beside our imports
     from hull.runtime import init, sync
     listener.settimeout(0.1)
     while True:
@@ -179,13 +179,11 @@ def serve_beside():
             break
         sock.close()
     listener.close()
-    init.run_child(sync.Channel(sock), init.create_stage1)
+    init.run_child(sync.Channel(sock), init.create_stage1, spare)
 
 
-def _beside_pid():
-    """The pid bin/hull-runtime passed, if it is a running child of ours; the variable is
-    ours alone (not for hooks or the container): it goes."""
-    value = os.environ.pop(BESIDE_ENV, "")
+def _beside_pid(value):
+    """The pid bin/hull-runtime passed, if it is a running child of ours."""
     if not value.isdigit():
         return None
     try:
@@ -194,10 +192,10 @@ def _beside_pid():
         return None  # not our child: nothing of ours
 
 
-def _connect_beside():
+def _connect_beside(value):
     """The Stage1 that bin/hull-runtime started beside us, connected; None if there is none
     (or it exited: then a forked one does the work)."""
-    pid = _beside_pid()
+    pid = _beside_pid(value)
     if pid is None:
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
@@ -219,6 +217,6 @@ def _connect_beside():
     return Stage1(pid, sync.Channel(sock), beside=True)
 
 
-def discard_beside():
+def discard_beside(value):
     """A stage 1 started beside us that this command does not use: stop it."""
-    kill_and_reap(_beside_pid())
+    kill_and_reap(_beside_pid(value))
