@@ -3,8 +3,8 @@
 Each hull-runtime process imports ~25 small modules, and importlib spends ~75 µs on each on
 this VM before the module's own code runs, half of it finding, opening, checking and reading
 its .pyc (~13 syscalls). The bundle holds the compiled code of the runtime's packages
-(hull.runtime, hull.kernel, hull.cgroups and the hull modules they use) in one file, read
-once. Its finder, first on sys.meta_path, serves a module from it if the module's source still
+(hull.runtime, hull.kernel, hull.cgroups and the hull modules they use) in one file: an index,
+read at start-up, then each module's code, read when imported (one pread). Its finder, first on sys.meta_path, serves a module from it if the module's source still
 has the size and mtime it was compiled from (one stat), and leaves everything else to the
 usual import system. bin/hull-runtime installs it.
 
@@ -19,7 +19,7 @@ import sys
 
 _PACKAGES = ("hull.runtime", "hull.kernel", "hull.cgroups")
 _MODULES = ("hull", "hull.errors", "hull.jsonfast")
-_FORMAT = 2
+_FORMAT = 3
 
 
 def path():
@@ -30,11 +30,12 @@ def path():
 class Finder:
     """A meta path finder and loader for the modules of a bundle. `index`: module name ->
     (source path, its st_mtime_ns, st_size, is a package, offset and length of the
-    marshalled code in `data`)."""
+    marshalled code after `base` in the file open as `fd`)."""
 
-    def __init__(self, index, data):
+    def __init__(self, index, fd, base):
         self.index = index
-        self.data = memoryview(data)
+        self.fd = fd
+        self.base = base
         self.stale = False  # a module's source changed since the bundle was written
 
     def find_spec(self, fullname, path=None, target=None):
@@ -61,7 +62,7 @@ class Finder:
 
     def exec_module(self, module):
         offset, length = self.index[module.__spec__.name][4:]
-        exec(marshal.loads(self.data[offset:offset + length]), module.__dict__)
+        exec(marshal.loads(os.pread(self.fd, length, self.base + offset)), module.__dict__)
 
 
 _installed = None
@@ -71,18 +72,24 @@ def install(bundle_path=None):
     """Put the bundle's finder first on sys.meta_path; returns it, or None without a usable
     bundle file (refresh_if_stale then writes one)."""
     global _installed
+    _installed = False
     try:
-        with open(bundle_path or path(), "rb") as f:
-            data = f.read()
-        header = int.from_bytes(data[:4], "little")
-        fmt, tag, index = marshal.loads(data[4:4 + header])
+        fd = os.open(bundle_path or path(), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        head = os.read(fd, 1 << 14)
+        size = int.from_bytes(head[:4], "little")
+        if len(head) < 4 + size:
+            head += os.pread(fd, 4 + size - len(head), len(head))
+        fmt, tag, index = marshal.loads(head[4:4 + size])
+        if (fmt, tag) != (_FORMAT, sys.implementation.cache_tag):
+            raise ValueError("another bundle format or Python")
     except (OSError, ValueError, EOFError, TypeError):
-        _installed = False
+        os.close(fd)
         return None
-    if (fmt, tag) != (_FORMAT, sys.implementation.cache_tag):
-        _installed = False
-        return None
-    _installed = Finder(index, memoryview(data)[4 + header:])
+    # the fd stays open (close-on-exec): modules are read from it when imported
+    _installed = Finder(index, fd, 4 + size)
     sys.meta_path.insert(0, _installed)
     return _installed
 
