@@ -74,8 +74,7 @@ def warm_migrations(root=DEFAULT_ROOT, keep_for=0.1):
         try:
             _thread.start_new_thread(_move_self, (procs,))
         except RuntimeError:
-            return
-        time.sleep(0)  # let it run now, up to its blocking write, not at the next GIL switch (5 ms)
+            pass  # no thread: no head start
 
 
 def warm_migrations_done():

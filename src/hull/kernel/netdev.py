@@ -2,7 +2,7 @@
 namespace (runc does; everything else about networking is CNI's job)."""
 
 import fcntl
-import struct
+import _struct as struct  # struct.py only re-exports the C module
 
 import _socket
 

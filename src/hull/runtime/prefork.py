@@ -144,7 +144,7 @@ def _address(pid):
 
 
 def _peer_pid(sock):
-    import struct
+    import _struct as struct
     return struct.unpack("3i", sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12))[0]
 
 
