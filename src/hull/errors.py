@@ -5,7 +5,7 @@ Messages say what failed, on what, and what to do. The CLIs map these to exit co
 """
 
 import errno as _errno
-import os
+from hull import osfast as os
 
 
 class HullError(Exception):

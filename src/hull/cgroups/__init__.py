@@ -13,7 +13,7 @@ This module is on hull-runtime's hot path, imported before its fork for the warm
 only at import; paths, v1/v2 load on first use.
 """
 
-import os
+from hull import osfast as os
 
 DEFAULT_ROOT = "/sys/fs/cgroup"
 HULL_PARENT = "/hull"

@@ -6,7 +6,7 @@ does not have that knob, and the caller gets an error naming it.
 """
 
 import errno
-import os
+from hull import osfast as os
 import time
 
 from hull.cgroups import DEFAULT_ROOT, FORBIDDEN  # noqa: F401 - fs.FORBIDDEN for its users

@@ -10,7 +10,7 @@ writes — pure, unit-tested; the Manager checks the host has the controllers, t
 """
 
 import errno
-import os
+from hull import osfast as os
 import _signal  # not signal.py: its enums cost start-up on the runtime path
 
 from hull.cgroups import fs

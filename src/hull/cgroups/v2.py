@@ -6,7 +6,7 @@ a BPF program (`hull.kernel.bpf`) attached to the directory. `plan()` is pure an
 """
 
 import errno
-import os
+from hull import osfast as os
 import signal as _signal
 
 from hull.cgroups import fs

@@ -12,7 +12,7 @@ rule wins (so the program tests them in reverse); nothing matching means deny.
 """
 
 from hull.kernel import ffi
-import os
+from hull import osfast as os
 import struct
 
 from hull.errors import KernelError

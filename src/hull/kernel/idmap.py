@@ -1,6 +1,6 @@
 """User-namespace id maps: written by the parent into /proc/<child>/{uid,gid}_map."""
 
-import os
+from hull import osfast as os
 
 from hull.errors import KernelError
 from hull.kernel.system import write_proc

@@ -12,7 +12,7 @@ CAP_SYS_ADMIN instead of no_new_privs. ``abi()`` returns the kernel's ABI (0: un
 """
 
 from hull.kernel import ffi
-import os
+from hull import osfast as os
 
 from hull.errors import HullError, KernelError, SpecError
 from hull.kernel.libc import SYS, libc

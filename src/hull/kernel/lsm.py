@@ -8,7 +8,7 @@ ignored; where the LSM exists, ``apply(process)`` asks the kernel to switch on t
 AppArmor's ``unconfined`` needs nothing and is accepted everywhere.
 """
 
-import os
+from hull import osfast as os
 
 from hull.errors import KernelError, SpecError
 

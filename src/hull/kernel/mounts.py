@@ -1,7 +1,7 @@
 """Mounts: mount/umount2/pivot_root, the OCI mount-option table, and safe paths in a rootfs."""
 
-import os
-import stat
+from hull import osfast as os
+import _stat as stat  # stat.py only re-exports the C module
 
 from hull.errors import KernelError
 from hull.kernel.libc import check, fsencode, libc, syscall

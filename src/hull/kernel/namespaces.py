@@ -1,6 +1,6 @@
 """Namespaces: unshare, setns, and the table between OCI names, clone flags and /proc names."""
 
-import os
+from hull import osfast as os
 
 from hull.errors import KernelError
 from hull.kernel.libc import check, libc

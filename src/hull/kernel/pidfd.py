@@ -4,7 +4,7 @@ The stdlib has both calls (os.pidfd_open, _signal.pidfd_send_signal): no ctypes,
 this module off the cost of loading libc in the runtime's parent process."""
 
 import errno
-import os
+from hull import osfast as os
 
 import _signal
 

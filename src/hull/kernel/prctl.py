@@ -149,7 +149,7 @@ def set_oom_score_adj(value, pid="self"):
     which this host's bounding set lacks: the error then says so."""
     if isinstance(value, bool) or not isinstance(value, int) or not -1000 <= value <= 1000:
         raise SpecError("process.oomScoreAdj", f"must be an integer in -1000..1000, got {value!r}")
-    import os
+    from hull import osfast as os
     fname = f"/proc/{pid}/oom_score_adj"
     try:
         fd = os.open(fname, os.O_WRONLY | os.O_CLOEXEC)

@@ -6,7 +6,7 @@ not load the `resource` extension module for it (one dlopen less on its path); t
 imports nothing at load, the spec checker uses its table.
 """
 
-import os
+from hull import osfast as os
 
 from hull.errors import HullError
 

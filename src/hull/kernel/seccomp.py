@@ -26,7 +26,7 @@ Behaviour choices, as runc:
 """
 
 from hull.kernel import ffi
-import os
+from hull import osfast as os
 
 from hull.errors import HullError, KernelError, SpecError
 from hull.kernel.libc import SYS, libc

@@ -1,6 +1,6 @@
 """Small process-level calls: hostname, domainname, controlling tty, sysctl, subreaper, keyring."""
 
-import os
+from hull import osfast as os
 
 from hull.errors import KernelError
 from hull.kernel.libc import check, libc

@@ -14,11 +14,11 @@ is done, when it found the file missing or a module in it edited.
 """
 
 import marshal
-import os
+from hull import osfast as os
 import sys
 
 _PACKAGES = ("hull.runtime", "hull.kernel", "hull.cgroups")
-_MODULES = ("hull", "hull.errors", "hull.jsonfast")
+_MODULES = ("hull", "hull.errors", "hull.jsonfast", "hull.osfast")
 _FORMAT = 3
 
 

@@ -6,7 +6,7 @@ keeping start-up to stdlib + ctypes. Errors print one line to stderr (and a JSON
 --log with --log-format json, which containerd reads) and exit 1, as runc does.
 """
 
-import os
+from hull import osfast as os
 import sys
 
 COMMANDS = {

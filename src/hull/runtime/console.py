@@ -1,7 +1,7 @@
 """Terminals: the container's pty is allocated inside it (its own devpts) and the master is
 sent to the client's --console-socket over SCM_RIGHTS, as runc and conmon expect."""
 
-import os
+from hull import osfast as os
 
 import _socket
 

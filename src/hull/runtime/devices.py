@@ -7,8 +7,8 @@ host's node is bind-mounted instead (what runc does for rootless containers).
 all), so the node-making functions import kernel.mounts themselves.
 """
 
-import os
-import stat
+from hull import osfast as os
+import _stat as stat  # stat.py only re-exports the C module
 
 from hull.errors import KernelError
 

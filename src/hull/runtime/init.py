@@ -9,7 +9,7 @@ Order inside the init (DESIGN.md): rootfs → hostname, sysctl, readonly/masked 
 rlimits → landlock → user + capabilities → no_new_privs → seccomp (last) → READY → exec.
 """
 
-import os
+from hull import osfast as os
 
 from hull.errors import HullError
 from hull.kernel import clone, namespaces, netdev, system

@@ -7,7 +7,7 @@ the engine) creates with `start_now`: the init does not wait on the fifo at all.
 """
 
 import errno
-import os
+from hull import osfast as os
 import select
 import time
 

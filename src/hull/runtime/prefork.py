@@ -16,7 +16,7 @@ stage 1 may make the namespaces and fork the init; then OPTIONS, the checked spe
 everything the parent made (lifecycle.create).
 """
 
-import os
+from hull import osfast as os
 
 import _socket
 

@@ -1,6 +1,6 @@
 """The container process: user and groups, rlimits, cwd, the executable lookup, and exec."""
 
-import os
+from hull import osfast as os
 
 from hull.errors import HullError
 from hull.kernel import signals

@@ -1,7 +1,7 @@
 """The container's filesystem view, built inside its new mount namespace:
 propagation, rootfs bind, spec mounts, devices, pivot_root, then readonly and masked paths."""
 
-import os
+from hull import osfast as os
 
 from hull.errors import HullError, KernelError
 from hull.kernel import mounts

@@ -7,7 +7,7 @@ sub-arches, the running kernel version, and the container's *bounding* capabilit
 CAP_SYS_BOOT, ``clone`` with namespace flags is refused without CAP_SYS_ADMIN).
 """
 
-import os
+from hull import osfast as os
 
 _DATA = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "seccomp-default.json")
 

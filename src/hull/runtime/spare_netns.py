@@ -1,6 +1,6 @@
 """A spare network namespace for a container's stage 1, made beside its other work."""
 
-import os
+from hull import osfast as os
 
 from hull.kernel import namespaces, netdev
 

@@ -670,7 +670,7 @@ def process_defaults(proc):
 
 def apply_defaults(spec, bundle_dir):
     """Resolve root.path against the bundle and default the optional sections, in place."""
-    import os
+    from hull import osfast as os
 
     bundle = os.path.abspath(bundle_dir)
     root = spec["root"]
@@ -701,7 +701,7 @@ def load(bundle_dir, *, require_process=True, check_rootfs=True, warn=None, data
     check_rootfs, a missing rootfs directory is a SpecError on `root.path`. `data`: the
     file's bytes, read already (hull-runtime's stage 1 got the same bytes).
     """
-    import os
+    from hull import osfast as os
 
     path = os.path.join(bundle_dir, "config.json")
     try:

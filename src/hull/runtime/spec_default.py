@@ -16,7 +16,7 @@ mounts, deny-all device cgroup), with these differences on purpose:
 `with_docker_seccomp=True` adds `linux.seccomp` from `hull.runtime.seccomp_profile`.
 """
 
-import os
+from hull import osfast as os
 
 from hull import OCI_VERSION
 

@@ -6,7 +6,7 @@ The status is derived like runc's: stored facts + whether the init process still
 
 import errno
 import fcntl
-import os
+from hull import osfast as os
 import time
 
 from hull import jsonfast as json

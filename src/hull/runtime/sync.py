@@ -7,7 +7,7 @@ either). An error in the child travels to the parent as ERROR{message} and is ra
 """
 
 import marshal
-import os
+from hull import osfast as os
 import _struct as struct  # struct.py only re-exports the C module
 
 import _socket  # the C module: socket.py's enum set-up costs ~5 ms of start-up

@@ -18,7 +18,7 @@ the rootfs idmapped through the container's namespace (0 -> 100000), files owned
 are the container's root's, and what container root creates stays owned by 0 on disk.
 """
 
-import os
+from hull import osfast as os
 
 from hull.errors import HullError, SpecError
 

@@ -1,7 +1,7 @@
 """hull-runtime spec [--rootless] [--bundle DIR] — write a default config.json like runc spec."""
 
 import json
-import os
+from hull import osfast as os
 
 from hull.errors import Conflict
 from hull.runtime.spec_default import default_spec
