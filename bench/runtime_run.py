@@ -55,6 +55,9 @@ def main():
     for name in ("runc", "crun"):
         if shutil.which(name):
             runtimes[name] = shutil.which(name)
+    # hull-runtime's module bundle, as scripts/test makes it (the runtime writes a missing one
+    # itself, but not where PYTHONDONTWRITEBYTECODE is set)
+    subprocess.run([sys.executable, "-m", "hull.runtime.bundle"], check=True, capture_output=True)
     work = Path(tempfile.mkdtemp(prefix="hull-bench-"))
     try:
         rootfs = build_busybox_rootfs(work / "rootfs")

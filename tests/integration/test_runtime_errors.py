@@ -58,6 +58,15 @@ def test_missing_rootfs(runtime, tmp_path):
     assert_clean_failure(runtime, r, "root")
 
 
+def test_a_refused_spec_is_one_line_every_time(runtime, tmp_path):
+    """Stage 1 may have forked the init by the time the runtime refuses the spec: the init,
+    seeing the channel close, exits without a word of its own (a race, hence the repeats)."""
+    b = make_bundle(tmp_path, tmp_path / "nope", ["true"])
+    for _ in range(20):
+        r = runtime("create", "--bundle", b, unique_id(), check=False)
+        assert_clean_failure(runtime, r, "root")
+
+
 def test_unknown_namespace_type(runtime, tmp_path, busybox_rootfs):
     b = make_bundle(tmp_path, busybox_rootfs, ["true"],
                     lambda s: s["linux"]["namespaces"].append({"type": "bogus"}))

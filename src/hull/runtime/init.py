@@ -21,6 +21,8 @@ def run_child(ch, stage1, *args):
     """Run `stage1(ch, *args)` in a forked child; every error goes back to the parent."""
     try:
         stage1(ch, *args)
+    except sync.ChannelClosed:
+        os._exit(1)  # the runtime gave up on this container (and says why), or is gone
     except BaseException as e:  # noqa: BLE001 - everything must reach the parent
         try:
             msg = str(e) or e.__class__.__name__

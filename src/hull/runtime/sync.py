@@ -33,6 +33,12 @@ class ChildError(HullError):
     """An error the container-side process reported."""
 
 
+class ChannelClosed(ChildError):
+    """The other end closed the channel: on the runtime's side, the container's process exited
+    before finishing; on the container's side, the runtime gave up on it (it says why) or is
+    gone."""
+
+
 class Channel:
     __slots__ = ("sock",)
 
@@ -69,7 +75,7 @@ class Channel:
         if not data:
             for fd in fds:
                 os.close(fd)
-            raise ChildError("container init exited before finishing setup")
+            raise ChannelClosed("container init exited before finishing setup")
         msg = marshal.loads(data)
         if msg.get("payload_fd") and fds:
             msg = marshal.loads(_read_all(fds.pop()))
