@@ -3,6 +3,8 @@
 
 import os
 
+import pytest
+
 from hull.runtime import sync
 
 
@@ -63,3 +65,19 @@ def test_an_error_sent_before_exiting_with_unread_messages_still_arrives():
             raise AssertionError("the child's ERROR was not raised")
     finally:
         parent.close()
+
+
+def test_a_send_to_a_peer_gone_raises_its_last_word():
+    """A failing init may send ERROR and exit before the runtime's next message: that send
+    raises the init's error, not a broken pipe; with no ERROR waiting, ChannelClosed."""
+    ours, theirs = sync.Channel.pair()
+    theirs.send(sync.ERROR, message="rootfs: search every parent directory")
+    theirs.close()
+    with pytest.raises(sync.ChildError, match="search every parent directory"):
+        ours.send(sync.START)
+    ours.close()
+    ours, theirs = sync.Channel.pair()
+    theirs.close()
+    with pytest.raises(sync.ChannelClosed):
+        ours.send(sync.START)
+    ours.close()

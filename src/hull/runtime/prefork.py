@@ -199,15 +199,18 @@ def _connect_beside(value):
     if pid is None:
         return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    deadline = None
     while True:
         try:
             sock.connect(_address(pid))
             break
         except OSError:  # not listening yet (it starts as we do), or gone
-            if os.waitpid(pid, os.WNOHANG)[0]:
-                sock.close()
-                return None
             import time
+            deadline = deadline or time.monotonic() + 5
+            if os.waitpid(pid, os.WNOHANG)[0] or time.monotonic() > deadline:
+                sock.close()
+                kill_and_reap(pid)  # gone, or stuck: not worth waiting for
+                return None
             time.sleep(0.0002)
     if _peer_pid(sock) != pid:  # somebody else's socket under that name
         sock.close()

@@ -64,12 +64,20 @@ class Channel:
         anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
         try:
             self.sock.sendmsg([data], anc)
+        except (BrokenPipeError, ConnectionResetError):
+            self._raise_what_the_peer_said()
         finally:
             if payload_fd is not None:
                 os.close(payload_fd)
 
+    def _raise_what_the_peer_said(self):
+        """The other end is gone (a failing init may exit before the runtime's next message):
+        raise its last word, an ERROR waiting to be read (ChildError), or ChannelClosed."""
+        while True:
+            self.recv()
+
     def recv(self, *expected, with_fds=False):
-        """Receive one message; ERROR becomes ChildError; EOF raises ChildError too.
+        """Receive one message; ERROR becomes ChildError; EOF raises ChannelClosed (a ChildError).
         If `expected` is given, any other type is a protocol error."""
         data, fds = recv_with_fds(self.sock, _MAX)
         if not data:
