@@ -32,10 +32,11 @@ class Finder:
     (source path, its st_mtime_ns, st_size, is a package, offset and length of the
     marshalled code after `base` in the file open as `fd`)."""
 
-    def __init__(self, index, fd, base):
+    def __init__(self, index, fd, base, bundle_path):
         self.index = index
         self.fd = fd
         self.base = base
+        self.bundle_path = bundle_path
         self.stale = False  # a module's source changed since the bundle was written
 
     def find_spec(self, fullname, path=None, target=None):
@@ -55,6 +56,7 @@ class Finder:
         if is_package:
             spec.submodule_search_locations = [os.path.dirname(origin)]
         spec.has_location = True
+        spec.cached = self.bundle_path  # where the code came from (and importlib need not work out a .pyc path)
         return spec
 
     def create_module(self, spec):
@@ -73,8 +75,9 @@ def install(bundle_path=None):
     bundle file (refresh_if_stale then writes one)."""
     global _installed
     _installed = False
+    bundle_path = bundle_path or path()
     try:
-        fd = os.open(bundle_path or path(), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(bundle_path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
     try:
@@ -89,7 +92,7 @@ def install(bundle_path=None):
         os.close(fd)
         return None
     # the fd stays open (close-on-exec): modules are read from it when imported
-    _installed = Finder(index, fd, 4 + size)
+    _installed = Finder(index, fd, 4 + size, bundle_path)
     sys.meta_path.insert(0, _installed)
     return _installed
 
