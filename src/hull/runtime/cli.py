@@ -48,7 +48,8 @@ class Context:
             self._started["stage1"] = prefork.fork()
         stage1 = self._started["stage1"]
         if self.debug:
-            self.log_line("debug", f"stage 1: pid {stage1.pid}, {'started beside the runtime' if stage1.beside else 'forked'}")
+            how = "started beside the runtime" if stage1.beside else "forked"
+            self.log_line("debug", f"stage 1: pid {stage1.pid}, {how}")
         return stage1
 
     def take_stage1(self):
