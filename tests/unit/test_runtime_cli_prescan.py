@@ -37,12 +37,3 @@ def test_entry_script_scans_the_flags_as_the_runtime_does(argv, command):
                          capture_output=True, text=True, check=True).stdout
     assert out == (command or "")
 
-
-def test_entry_script_leaves_the_machines_own_cgroup_alone():
-    """The entry script's early cgroup move skips the groups hull never enters
-    (cgroups.FORBIDDEN), as cgroups.warm_migrations does."""
-    from hull import cgroups
-    script = (Path(__file__).resolve().parents[2] / "bin" / "hull-runtime").read_text()
-    skip = next(line for line in script.splitlines() if "cgroups.FORBIDDEN" in line)
-    for group in cgroups.FORBIDDEN:
-        assert f"|{group}|{group}/*)" in skip
