@@ -79,16 +79,18 @@ def main():
                     results[name].append(dt)
                     rss[name].append(maxrss)
         base = statistics.median(results["runc"]) if results.get("runc") else None
-        print(f"{'runtime':<14}{'median ms':>10}{'p90 ms':>9}{'ratio/runc':>12}{'peak RSS MiB':>14}")
+        print(f"{'runtime':<14}{'median ms':>10}{'p25 ms':>9}{'p90 ms':>9}{'ratio/runc':>12}{'peak RSS MiB':>14}")
         for name in runtimes:
             if name in broken:
                 print(f"{name:<14} failed: {broken[name]}")
                 continue
             xs = sorted(results[name])
             med = statistics.median(xs)
+            p25 = xs[int(len(xs) * 0.25)]
             p90 = xs[int(len(xs) * 0.9) - 1]
             ratio = f"{med / base:.2f}" if base else "-"
-            print(f"{name:<14}{med * 1000:>10.1f}{p90 * 1000:>9.1f}{ratio:>12}{max(rss[name]) / 1024:>14.1f}")
+            print(f"{name:<14}{med * 1000:>10.1f}{p25 * 1000:>9.1f}{p90 * 1000:>9.1f}{ratio:>12}"
+                  f"{max(rss[name]) / 1024:>14.1f}")
     finally:
         for d in ("/sys/fs/cgroup/" + c + "/hull-bench" for c in os.listdir("/sys/fs/cgroup")):
             if os.path.isdir(d):
