@@ -163,3 +163,46 @@ def test_run_oom_exit_137(rt, tmp_path, busybox_rootfs):
     b = make_bundle(tmp_path, busybox_rootfs, ["dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"],
                     mutate=lambda s: s["linux"].setdefault("resources", {}).update({"memory": {"limit": 30 << 20}}))
     assert rt("run", "--bundle", b, unique_id(), check=False).returncode == 137
+
+
+def test_the_init_is_in_its_cgroup_in_every_hierarchy(rt, tmp_path, busybox_rootfs):
+    """Whichever way it got there: on v1 and hybrid hosts the init moves itself into its v1
+    dirs and is cloned into the cgroup2 one (no move that waits for an RCU grace period); the
+    runtime moves it on cgroup2-only hosts."""
+    cid, mgr = started(rt, tmp_path, busybox_rootfs, ["sleep", "600"])
+    with open(f"/proc/{rt.state(cid)['pid']}/cgroup") as f:
+        paths = {line.split(":", 2)[1]: line.split(":", 2)[2] for line in f.read().splitlines()}
+    assert paths and set(paths.values()) == {mgr.path}, paths
+
+
+def test_clone_into_a_cgroup2_dir(tmp_path):
+    """kernel/clone.fork_sibling(cgroup_fd): the child starts in that cgroup (clone3's
+    CLONE_INTO_CGROUP), and its exit reaches our parent's wait as a fork's would."""
+    from hull.kernel import clone
+    mount = cgroups.DEFAULT_ROOT if cgroups.detect_mode() == cgroups.UNIFIED else cgroups.DEFAULT_ROOT + "/unified"
+    if not os.path.exists(mount + "/cgroup.controllers"):
+        pytest.skip("no cgroup2 mount")
+    path = f"/hull/test-clone-{unique_id()}"
+    created = fs.mkdirs(mount, path)
+    try:
+        fd = os.open(mount + path, os.O_RDONLY | os.O_DIRECTORY)
+        r, w = os.pipe()
+        middle = os.fork()
+        if middle == 0:  # the child is its sibling: ours
+            try:
+                if clone.fork_sibling(fd) == 0:
+                    with open("/proc/self/cgroup") as f:
+                        os.write(w, f.read().encode())
+                    os._exit(7)
+            finally:
+                os._exit(0)
+        os.close(w)
+        os.close(fd)
+        assert os.waitpid(middle, 0)[1] == 0
+        seen = os.read(r, 4096).decode().splitlines()
+        os.close(r)
+        _, status = os.wait()
+        assert os.waitstatus_to_exitcode(status) == 7
+        assert f"0::{path}" in seen
+    finally:
+        fs.remove_created(created)

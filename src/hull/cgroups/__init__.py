@@ -7,7 +7,8 @@
     mgr.apply(pid); mgr.set(resources); mgr.stats(); mgr.destroy()
 
 The Manager protocol (both implementations): prepare(), apply(pid), set(resources), pids(),
-exists(), freeze(), thaw(), frozen(), kill_all(sig), destroy(), stats(), oom_killed(), paths().
+exists(), freeze(), thaw(), frozen(), kill_all(sig), destroy(), stats(), oom_killed(), paths(),
+and for an init that joins its cgroup itself: cgroup2_dir(), apply_from_init(pid, in_cgroup2).
 
 This module is on hull-runtime's hot path, imported before its fork for the warm-up: stdlib
 only at import; paths, v1/v2 load on first use.
@@ -65,11 +66,15 @@ def warm_migrations(root=DEFAULT_ROOT, keep_for=0.1):
     Best effort: skipped when there is no cgroup2 mount or our group is the machine's own.
     The thread only writes that file (nothing it could hold across the caller's fork).
     bin/hull-runtime makes the first such move itself, ~10 ms sooner, while the interpreter
-    starts: this thread then mostly keeps moves fast."""
+    starts: this thread then mostly keeps moves fast. Only where a move of a process is to
+    come: on v1 and hybrid hosts a container's init joins its cgroup without one
+    (lifecycle._create_in), and a move waiting here would hold cgroup_mutex over its mkdirs."""
+    import time
+    if _warm["until"] > time.monotonic():
+        return  # running already
     procs = _own_procs_file(root)
     if procs:
         import _thread
-        import time
         _warm["until"] = time.monotonic() + keep_for
         try:
             _thread.start_new_thread(_move_self, (procs,))

@@ -235,6 +235,24 @@ class Manager:
             fs.remove_created(created)
             raise
 
+    def cgroup2_dir(self):
+        """The dir a child can be cloned into (CLONE_INTO_CGROUP): the unified side's."""
+        return self.unified_dir if self.unified_mount else None
+
+    def apply_from_init(self, pid, in_cgroup2):
+        """apply(), when the init moves itself into the v1 dirs (InitContext.join_cgroup; a
+        thread's own move needs no RCU grace period, a process's does): the cgroup2 side here,
+        unless the init was cloned into it. Returns the v1 `tasks` files the init writes "0"
+        to."""
+        created = self._create()
+        try:
+            if self.unified_mount and not in_cgroup2:
+                fs.write(self.unified_dir, "cgroup.procs", str(pid), self.fake)
+        except BaseException:
+            fs.remove_created(created)
+            raise
+        return [d + "/tasks" for m, d in self._all_dirs() if m != self.unified_mount]
+
     def exists(self):
         try:
             return os.path.isdir(self._primary())

@@ -155,6 +155,16 @@ class Manager:
             fs.remove_created(created)
             raise
 
+    def cgroup2_dir(self):
+        """No dir to clone into: its controllers are enabled as set() needs them."""
+        return None
+
+    def apply_from_init(self, pid, in_cgroup2):
+        """apply(): a cgroup2 process's move is the parent's (no v1 dirs to move into)."""
+        if not in_cgroup2:
+            self.apply(pid)
+        return []
+
     def destroy(self):
         fs.remove_cgroup(self.dir, self.fake)
 

@@ -108,9 +108,14 @@ def _start_beside(argv):
     warm_move = os.environ.pop("HULL_RUNTIME_WARM", "")
     if warm_move.isdigit():
         started["warm_move"] = int(warm_move)
-    if command in ("create", "run", "exec"):  # a cgroup move follows within ~10-20 ms
+    if command in ("create", "run", "exec"):
         from hull import cgroups
-        cgroups.warm_migrations()
+        if command == "exec" or cgroups.detect_mode() == cgroups.UNIFIED:
+            # A move of ours follows within ~10-20 ms (exec's process; the init on a
+            # cgroup2-only host). On v1 and hybrid hosts create's init moves itself: no grace
+            # period to wait for, and none of ours in flight to hold cgroup_mutex over the
+            # cgroup's mkdirs (lifecycle._create_in).
+            cgroups.warm_migrations()
     if command in ("create", "run"):
         import gc
         # No collections in this process: it creates a container, then only waits (cyclic

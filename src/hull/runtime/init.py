@@ -11,7 +11,7 @@ rlimits → landlock → user + capabilities → no_new_privs → seccomp (last)
 
 from hull import osfast as os
 
-from hull.errors import HullError
+from hull.errors import HullError, KernelError
 from hull.kernel import clone, namespaces, netdev, system
 from hull.runtime import process, sync
 from hull.runtime.spare_netns import SpareNetns
@@ -54,12 +54,22 @@ class InitContext:
         self.idmap_fds = opts.get("idmap_fds") or {}  # plan key -> detached idmapped tree fd
 
     def join_cgroup(self):
-        """Wait until the parent has moved this init into the container's cgroup (START),
-        then unshare the cgroup namespace if one is asked for: its root is the cgroup the
-        process is in at that moment. Everything before (namespaces, mounts) overlaps with
-        the parent's cgroup set-up; nothing of the container runs before this."""
+        """Wait until the parent has set up the container's cgroup and moved this init in, or
+        left the v1 side of the move to it (START: `self_move`), then unshare the cgroup
+        namespace if one is asked for: its root is the cgroup the process is in at that
+        moment. Everything before (namespaces, mounts) overlaps with the parent's cgroup
+        set-up; nothing of the container runs before this."""
         if self.host_cgroups is None:
-            self.host_cgroups = self.ch.recv(sync.START)["cgroup_hierarchies"]
+            msg = self.ch.recv(sync.START)
+            for tasks in msg.get("self_move") or ():
+                # "0": this thread, the init's only one; a thread's own move needs no grace
+                # period (the kernel skips cgroup_threadgroup_rwsem), a process's does
+                fd = os.open(tasks, os.O_WRONLY | os.O_CLOEXEC)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            self.host_cgroups = msg["cgroup_hierarchies"]
             if self.new_cgroupns:
                 namespaces.unshare(namespaces.CLONE_NEWCGROUP)
 
@@ -98,14 +108,24 @@ def create_stage1(ch, spare=None):
             os.close(netns_fd)
         if flags:
             namespaces.unshare(flags)
-        fork_stage2(ch, container_init, None, early)
+        fork_stage2(ch, container_init, None, early, cgroup_fd=_recv_cgroup(ch))
     else:
         if netns_fd is not None:
             os.close(netns_fd)  # a user namespace must own the network namespace: made after it
+        fd = _recv_cgroup(ch)
+        if fd is not None:
+            os.close(fd)  # the parent moves this init (in a user namespace it could not)
         opts = sync.recv_options(ch)
         spec = opts.pop("spec")
         preload(spec)  # before the user namespace: root inside may not read the host's Python
         _namespaces_then_init(ch, spec, opts)
+
+
+def _recv_cgroup(ch):
+    """CGROUP: the container's cgroup2 dir (an fd, or None) once the parent has made the state
+    dir and the cgroup."""
+    _msg, fds = ch.recv(sync.CGROUP, with_fds=True)
+    return fds[0] if fds else None
 
 
 def _namespace_plan(spec):
@@ -116,15 +136,15 @@ def _early_namespace_flags(spec):
     """CLONE_NEW* flags for the namespaces a not yet checked spec asks for, or None when they
     need the parent first (a user namespace's id maps, a time namespace's offsets, a path to
     join) or the spec is not even shaped like one."""
+    if not sync.early_path(spec):
+        return None
     try:
         flags = 0
         for ns in spec["linux"]["namespaces"]:
-            if ns.get("path") or ns["type"] in ("user", "time"):
-                return None
             if ns["type"] != "cgroup":
                 flags |= namespaces.TYPES[ns["type"]][0]
         return flags
-    except (KeyError, TypeError, AttributeError):
+    except KeyError:
         return None
 
 
@@ -152,21 +172,31 @@ def _namespaces_then_init(ch, spec, opts):
     fork_stage2(ch, container_init, spec, opts)
 
 
-def fork_stage2(ch, fn, *args):
+def fork_stage2(ch, fn, *args, cgroup_fd=None):
     """Fork stage 2 as the runtime's child (CLONE_PARENT) and report its pid. Stage 2 waits
     until CHILD_PID is sent, so the parent always knows the pid before any message of stage 2
-    arrives."""
+    arrives. With `cgroup_fd`, stage 2 starts in that cgroup2 dir if the kernel can
+    (CLONE_INTO_CGROUP, Linux 5.7); CHILD_PID says whether it did."""
     r, w = os.pipe()
     import gc
     gc.freeze()  # shared with stage 2 copy-on-write: not walked by its collections (cli.py)
-    pid = clone.fork_sibling()
+    in_cgroup = cgroup_fd is not None
+    try:
+        pid = clone.fork_sibling(cgroup_fd)
+    except KernelError:
+        if not in_cgroup:
+            raise
+        in_cgroup = False  # an older kernel, or not allowed: the parent moves it
+        pid = clone.fork_sibling()
     if pid == 0:
         os.close(w)
         os.read(r, 1)  # EOF once stage 1 has reported
         os.close(r)
         run_child(ch, fn, *args)
     os.close(r)
-    ch.send(sync.CHILD_PID, pid=pid)
+    if cgroup_fd is not None:
+        os.close(cgroup_fd)
+    ch.send(sync.CHILD_PID, pid=pid, in_cgroup=in_cgroup)
     os.close(w)
 
 

@@ -60,6 +60,17 @@ def compile_seccomp(linux, root, child_opts):
     child_opts["seccomp_notify"] = seccomp.uses_notify(spec)
 
 
+def _send_cgroup(ch, mgr):
+    """CGROUP: the cgroup2 dir stage 1 may clone the init into (an fd), if there is one."""
+    path = mgr.cgroup2_dir()
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if path else None
+    try:
+        ch.send(sync.CGROUP, fds=[fd] if fd is not None else [])
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def _write_pid_file(path, pid):
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
@@ -126,10 +137,18 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
     init_pid = 0
     console_sock = None
     fifo_fd = None
+    early = sync.early_path(spec)  # stage 1 forks the init on EARLY; it moves itself (v1)
     try:
+        # The cgroup's dirs first: stage 1 may clone the init into it (CGROUP). No move of
+        # ours is waiting for a grace period meanwhile (holding cgroup_mutex), except on the
+        # paths that need the warm-up (cli._start_beside, and below).
+        mgr = cgroups.manager(cgroup_path)
+        mgr.prepare()
+        _send_cgroup(parent_ch, mgr)
+        if not early:
+            cgroups.warm_migrations()  # this path's move is ours, with its grace period
         os.mkfifo(c.fifo, 0o622)
         os.chmod(c.fifo, 0o622)  # not subject to umask: a non-root container user must write it
-        mgr = cgroups.manager(cgroup_path)
         annotations = spec.get("annotations") or {}
         # runtime-spec lifecycle: "created" is the status after step 2 (the environment is
         # made); prestart/createRuntime/createContainer run after it (runc says "creating",
@@ -155,7 +174,6 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 from hull.runtime import console
                 console_sock = console.connect(opts.console_socket)
                 fds["console_fd"] = console_sock.fileno()
-        mgr.prepare()  # the cgroup's dirs (v1): most of its set-up, and START waits for it
         sync.send_options(parent_ch, child_opts, fds)
         os.close(fifo_fd)
         fifo_fd = None
@@ -178,10 +196,13 @@ def _create_in(c, cgroup_path, stage1, spec, bundle, opts):
                 # The init exists; while it builds its rootfs, it goes into its cgroup. It waits
                 # for START before its cgroup namespace, hooks and anything of the container.
                 init_pid = msg["pid"]
-                mgr.apply(init_pid)
+                start = {"cgroup_hierarchies": _cgroup_hierarchies(cgroup_path)}
+                if early:  # the init moves itself into the v1 dirs; maybe cloned into cgroup2
+                    start["self_move"] = mgr.apply_from_init(init_pid, msg.get("in_cgroup", False))
+                else:
+                    mgr.apply(init_pid)
                 cgroups.warm_migrations_done()
-                # `cgroup` mounts need the container's cgroup dirs, which exist only now
-                parent_ch.send(sync.START, cgroup_hierarchies=_cgroup_hierarchies(cgroup_path))
+                parent_ch.send(sync.START, **start)
                 if opts.subreaper and "pid" not in new_ns:
                     # `run` reaps what the container leaves orphaned, as runc does; with a pid
                     # namespace of its own, its init does (and the init is our child anyway)

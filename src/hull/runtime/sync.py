@@ -21,6 +21,7 @@ READY = "READY"                  # init set up; waiting on the exec fifo (may ca
 ERROR = "ERROR"
 # Parent -> child
 EARLY = "EARLY"                  # config.json as parsed, not checked yet: stage 1 may go ahead
+CGROUP = "CGROUP"                # the state dir and cgroup exist: the cgroup2 dir (fd) to clone into
 OPTIONS = "OPTIONS"              # what create made after the fork: options, fifo/console/idmap fds
 START = "START"                  # the init is in its cgroups: it may go on (cgroupns, hooks, pivot)
 IDMAP_DONE = "IDMAP_DONE"
@@ -124,6 +125,18 @@ def recv_options(ch):
         else:
             opts[name] = fd
     return opts
+
+
+def early_path(spec):
+    """Whether stage 1 makes the namespaces and forks the init on EARLY, before OPTIONS: when
+    the spec asks only for new namespaces (no user or time namespace, nothing to join). The
+    init is then host root and single-threaded: it moves itself into its v1 cgroups (no
+    grace period: cgroups.warm_migrations). Both sides decide by this."""
+    try:
+        return all(not ns.get("path") and ns["type"] not in ("user", "time")
+                   for ns in spec["linux"]["namespaces"])
+    except (KeyError, TypeError, AttributeError):
+        return False
 
 
 def stdio_fds():
