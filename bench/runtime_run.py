@@ -2,7 +2,11 @@
 /bin/true, interleaved in one run. Prints median wall time, the ratio to runc, and peak RSS of
 the runtime process (ru_maxrss from wait4).
 
-    sudo .venv/bin/python bench/runtime_run.py [-n 30]
+    sudo .venv/bin/python bench/runtime_run.py [-n 30] [--gap MS]
+
+--gap waits between runs, so that no run starts right after another's cgroup moves: the first
+move after a quiet moment waits for an RCU grace period (~8 ms here), and one made within a
+grace period of the last is fast, whoever made that one (docs/runtime.md).
 """
 
 import argparse
@@ -49,6 +53,7 @@ def one_run(cmd):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=30)
+    ap.add_argument("--gap", type=float, default=0, help="milliseconds to wait between runs")
     args = ap.parse_args()
     hull = str(Path(sys.executable).parent / "hull-runtime")
     runtimes = {"hull-runtime": hull}
@@ -71,6 +76,7 @@ def main():
                     continue
                 root = work / f"state-{name}"
                 cmd = [binary, "--root", str(root), "run", "--bundle", str(bundles[name]), f"b{i}"]
+                time.sleep(args.gap / 1000)
                 dt, maxrss, rc, err = one_run(cmd)
                 if rc != 0:
                     broken[name] = err.strip().splitlines()[-1] if err.strip() else f"exit {rc}"
