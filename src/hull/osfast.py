@@ -15,9 +15,6 @@ from posix import *  # noqa: F401,F403 - the same functions os re-exports
 from posix import _exit  # noqa: F401 - not in posix.__all__
 
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
-sep = "/"
-devnull = "/dev/null"
-error = OSError
 
 _S_IFMT, _S_IFDIR, _S_IFREG, _S_IFLNK = 0o170000, 0o040000, 0o100000, 0o120000
 
@@ -74,12 +71,6 @@ class _Environ:
             raise KeyError(key)
         posix.unsetenv(key)
         return fsdecode(posix.environ.pop(fsencode(key)))
-
-    def copy(self):
-        real = self._os()
-        if real is not None:
-            return real.copy()
-        return {fsdecode(k): fsdecode(v) for k, v in posix.environ.items()}
 
 
 environ = _Environ()

@@ -10,8 +10,8 @@ The Manager protocol (both implementations): prepare(), apply(pid), set(resource
 exists(), freeze(), thaw(), frozen(), kill_all(sig), destroy(), stats(), oom_killed(), paths(),
 and for an init that joins its cgroup itself: cgroup2_dir(), apply_from_init(pid, in_cgroup2).
 
-This module is on hull-runtime's hot path, imported before its fork for the warm-up: stdlib
-only at import; paths, v1/v2 load on first use.
+This module is on hull-runtime's hot path, imported first thing for the warm-up: stdlib only
+at import; paths, v1/v2 load on first use.
 """
 
 from hull import osfast as os
@@ -47,7 +47,7 @@ def _is_cgroup2(mount):
 
 def resolve_path(cgroups_path, container_id, systemd=False):
     """linux.cgroupsPath -> an absolute cgroup path (cgroups/paths.py; loaded on first use, as
-    this package is imported early, before hull-runtime's fork)."""
+    this package is imported early)."""
     from hull.cgroups.paths import resolve_path as _resolve
     return _resolve(cgroups_path, container_id, systemd=systemd)
 
@@ -65,10 +65,11 @@ def warm_migrations(root=DEFAULT_ROOT, keep_for=0.1):
     (warm_migrations_done) or `keep_for` seconds have passed.
     Best effort: skipped when there is no cgroup2 mount or our group is the machine's own.
     The thread only writes that file (nothing it could hold across the caller's fork).
-    bin/hull-runtime makes the first such move itself, ~10 ms sooner, while the interpreter
-    starts: this thread then mostly keeps moves fast. Only where a move of a process is to
-    come: on v1 and hybrid hosts a container's init joins its cgroup without one
-    (lifecycle._create_in), and a move waiting here would hold cgroup_mutex over its mkdirs."""
+    Only where a move of a process is to come (exec's process; the init on a cgroup2-only host
+    or with a user namespace): elsewhere a container's init joins its cgroup without one
+    (lifecycle._create_in), and a move waiting here would hold cgroup_mutex over its mkdirs.
+    There bin/hull-runtime makes the first move itself, ~10 ms sooner; this thread then mostly
+    keeps moves fast."""
     import time
     if _warm["until"] > time.monotonic():
         return  # running already

@@ -227,9 +227,13 @@ class Manager:
 
     def apply(self, pid):
         """Create the cgroup in every hierarchy and move `pid` into it."""
+        self._move(pid, [d for _, d in self._all_dirs()])
+
+    def _move(self, pid, dirs):
+        """Create the cgroup, then move `pid` into `dirs` (undoing the mkdirs on failure)."""
         created = self._create()
         try:
-            for _, d in self._all_dirs():
+            for d in dirs:
                 fs.write(d, "cgroup.procs", str(pid), self.fake)
         except BaseException:
             fs.remove_created(created)
@@ -244,13 +248,7 @@ class Manager:
         thread's own move needs no RCU grace period, a process's does): the cgroup2 side here,
         unless the init was cloned into it. Returns the v1 `tasks` files the init writes "0"
         to."""
-        created = self._create()
-        try:
-            if self.unified_mount and not in_cgroup2:
-                fs.write(self.unified_dir, "cgroup.procs", str(pid), self.fake)
-        except BaseException:
-            fs.remove_created(created)
-            raise
+        self._move(pid, [self.unified_dir] if self.unified_mount and not in_cgroup2 else [])
         return [d + "/tasks" for m, d in self._all_dirs() if m != self.unified_mount]
 
     def exists(self):

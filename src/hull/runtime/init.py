@@ -89,7 +89,8 @@ def create_stage1(ch, spare=None):
     checked spec, the options and the fds the parent made) itself. Otherwise OPTIONS comes
     here first. Nothing of the container happens before the checked spec has arrived; a
     check that fails kills both. The cgroup namespace is left to the init
-    (InitContext.join_cgroup): the parent moves the init into its cgroup meanwhile.
+    (InitContext.join_cgroup): the init joins its cgroup meanwhile (cloned into its cgroup2 dir,
+    moving itself into the v1 ones on START), or with a user namespace the parent moves it.
     `spare`: a SpareNetns started already (prefork.serve_beside)."""
     if spare is None:
         spare = SpareNetns()  # its kernel work overlaps with our imports

@@ -87,7 +87,7 @@ def _hook_state(cid, status, pid, bundle, annotations):
 def create(root, cid, bundle, opts):
     """Create a container; returns its Container record (status "created").
 
-    Stage 1 runs already (opts.stage1, forked by cli.main) or is forked now (runtime/prefork.py):
+    Stage 1 runs already (opts.stage1, started by cli.main) or is forked now (runtime/prefork.py):
     it imports what the container side needs, and may make the namespaces and the init, while
     this process loads and checks the spec and makes the state dir, the exec fifo and the rest
     of the child's options, which follow with the spec in one OPTIONS message (fds attached)."""

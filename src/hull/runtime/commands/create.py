@@ -24,7 +24,7 @@ def options(ctx, args, **extra):
 
 
 def run(ctx, args):
-    stage1 = ctx.stage1()  # forked by cli.main, before the flags were parsed
+    stage1 = ctx.stage1()  # started by cli.main, before the flags were parsed
     stage1.early(bundle=args.bundle)
     from hull.runtime import lifecycle
     opts = options(ctx, args, stage1=stage1)

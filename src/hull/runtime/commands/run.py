@@ -10,7 +10,7 @@ def add_arguments(p):
 
 
 def run(ctx, args):
-    stage1 = ctx.stage1()  # forked by cli.main, before the flags were parsed
+    stage1 = ctx.stage1()  # started by cli.main, before the flags were parsed
     stage1.early(bundle=args.bundle)
     from hull.runtime import lifecycle
     opts = create.options(ctx, args, detach=args.detach, keep=args.keep, stage1=stage1)
